@@ -1,0 +1,79 @@
+"""The seam between the engine and a domain. The engine never sees a dataset, an environment or a loop."""
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import nn
+
+from lth_core.config import DomainConfig
+from lth_core.job import Job, Outcome, StateDict
+
+
+@dataclass(frozen=True)
+class Metric:
+    """The reported metric and the validation signal that early stopping selects on, with directions."""
+
+    name: str  # e.g. "test_accuracy", "return", "bleu", "perplexity"
+    higher_is_better: bool
+    val_name: str  # e.g. "val_loss"
+    val_higher_is_better: bool
+
+
+class Adapter(ABC):
+    """One domain: builds models from a seed, names prunable tensors, trains a job, reports a metric.
+
+    Subclasses set `domain`, `Config` (a DomainConfig dataclass) and `presets`.
+    `train` must hold `job.mask` with `lth_core.hold.MaskHold` (or, for adapters owning a batched loop,
+    with an equivalent that the mask-invariant tests cover) and choose `early_stop_step` on validation
+    only, through `lth_core.early_stop.EarlyStopTracker`.
+    """
+
+    domain: ClassVar[str]
+    Config: ClassVar[type[DomainConfig]]
+
+    def __init__(self, config: DomainConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def task(self) -> str:
+        """Short name of what is learned, e.g. 'mnist1d/mlp' (a column of every result row)."""
+
+    @abstractmethod
+    def metric(self) -> Metric: ...
+
+    @abstractmethod
+    def build(self, seed: int) -> nn.Module:
+        """A freshly initialised model from the model's own initializer, deterministic in `seed`."""
+
+    @abstractmethod
+    def prunable(self, model: nn.Module, biases: bool) -> dict[str, str]:
+        """Prunable parameter names -> group (e.g. 'conv', 'fc', 'output'); rate overrides match groups or names.
+
+        Each Parameter appears once, under one name, even where modules tie it.
+        """
+
+    @abstractmethod
+    def budget(self) -> int:
+        """Training steps of one job, in the adapter's own unit (iterations, env steps, updates)."""
+
+    @abstractmethod
+    def train(self, job: Job) -> Outcome: ...
+
+    def initial_weights(self, seed: int) -> StateDict:
+        return {k: v.detach().clone() for k, v in self.build(seed).state_dict().items()}
+
+    def architecture(self) -> dict:
+        """What must match for a ticket to move between runs: state-dict names and shapes."""
+        model = self.build(0)
+        return {k: list(v.shape) for k, v in model.state_dict().items()}
+
+    def architecture_hash(self) -> str:
+        blob = json.dumps(self.architecture(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def close(self) -> None:
+        """Release datasets, environments or worker pools held between jobs."""

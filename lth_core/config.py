@@ -1,0 +1,134 @@
+"""Typed configs: the one declaration behind CLI flags, help text, defaults, presets and the run's identity.
+
+A field is part of the run's identity (its hash and folder) unless its metadata says `identity=False`
+(where results land, how jobs are executed, which device): those change where and how fast, not what.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+from lth_core.errors import UsageError
+
+HASH_FORMAT = 1  # bump only on a deliberate change of identity; tests/test_identity.py pins the hashes
+
+
+def opt(default: Any, help: str, identity: bool = True, **metadata: Any) -> Any:
+    """A config field with its help text; `identity=False` keeps it out of the run hash."""
+    md = {"help": help, "identity": identity, **metadata}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=md)
+    return dataclasses.field(default=default, metadata=md)
+
+
+def identity_dict(cfg: Any) -> dict[str, Any]:
+    """The identity fields of a config dataclass as plain JSON values, sorted."""
+    out = {}
+    for f in fields(cfg):
+        if f.metadata.get("identity", True):
+            v = getattr(cfg, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+    return dict(sorted(out.items()))
+
+
+def full_dict(cfg: Any) -> dict[str, Any]:
+    return {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+
+
+def config_hash(parts: Mapping[str, Any]) -> str:
+    blob = json.dumps({"format": HASH_FORMAT, **parts}, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def parse_overrides(text: str) -> dict[str, float]:
+    """'output=0.1,conv=0.1' -> {'output': 0.1, 'conv': 0.1} (keys are tensor groups or name patterns)."""
+    out: dict[str, float] = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        key, sep, val = item.partition("=")
+        try:
+            rate = float(val)
+        except ValueError:
+            rate = math.nan
+        if not sep or not key or not (0.0 <= rate < 1.0):
+            raise UsageError(f"--rate-overrides item {item!r} must be GROUP_OR_PATTERN=RATE with 0 <= RATE < 1")
+        out[key.strip()] = rate
+    return out
+
+
+@dataclass
+class DomainConfig:
+    """Base of each domain's config; subclasses add their flags with `opt(...)` and extend `validate`."""
+
+    def validate(self) -> None:
+        """Raise UsageError with one line naming the bad value and the valid choices."""
+
+
+@dataclass
+class ImpConfig:
+    """How tickets are found: the iterative-magnitude-pruning protocol, independent of any domain."""
+
+    levels: int = opt(8, "pruning levels after the dense level 0")
+    rate: float = opt(0.2, "fraction of the remaining weights pruned per level, in (0, 1)")
+    rate_overrides: str = opt("", "per-group or per-name rates, e.g. 'output=0.1,conv=0.1' (0 = never pruned)")
+    strategy: str = opt("magnitude_layerwise", "pruning strategy")
+    schedule: str = opt("iterative", "iterative (rate p of what remains, per level) or one_shot (straight to the level's density from the dense weights)")
+    prune_biases: bool = opt(False, "also prune biases of the prunable layers")
+    controls: str = opt("random_reinit,random_mask", "comma list of controls trained beside each ticket ('' for none)")
+    trials: int = opt(2, "independent replicates (each its own init, dense run and tickets)")
+    rewind_step: str = opt("0", "rewind to this step: an integer step, or a fraction of the budget like 0.05")
+    seed: int = opt(0, "base seed; trial t uses seed + 1000 * t")
+
+    def control_names(self) -> list[str]:
+        return [c.strip() for c in self.controls.split(",") if c.strip()]
+
+    def overrides(self) -> dict[str, float]:
+        return parse_overrides(self.rate_overrides)
+
+    def rewind_at(self, budget: int) -> int:
+        text = self.rewind_step.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            raise UsageError(f"--rewind-step {text!r} is not a step count or a fraction of the budget") from None
+        if "." in text or "e" in text.lower():
+            if not 0.0 <= value < 1.0:
+                raise UsageError(f"--rewind-step {text!r}: a fraction of the budget must be in [0, 1)")
+            return int(value * budget)
+        if value < 0 or value >= budget:
+            raise UsageError(f"--rewind-step {text!r}: a step must be in [0, {budget}) for this budget")
+        return int(value)
+
+    def validate(self) -> None:
+        from lth_core.controls import CONTROLS
+        from lth_core.strategies import SCHEDULES, STRATEGIES
+
+        if self.levels < 0:
+            raise UsageError(f"--levels {self.levels} must be >= 0")
+        if not 0.0 < self.rate < 1.0:
+            raise UsageError(f"--rate {self.rate} must be in (0, 1)")
+        if self.trials < 1:
+            raise UsageError(f"--trials {self.trials} must be >= 1")
+        STRATEGIES.check(self.strategy)
+        SCHEDULES.check(self.schedule)
+        for c in self.control_names():
+            CONTROLS.check(c)
+        self.overrides()
+        self.rewind_at(10**12)
+
+
+@dataclass
+class RunOptions:
+    """Where and how a run executes; none of it changes the run's identity."""
+
+    out: str = opt("results", "folder that holds run folders (one per config hash)", identity=False)
+    executor: str = opt("local", "how the jobs of a level are executed", identity=False)
+    workers: int = opt(0, "worker processes/actors for parallel executors (0 = one per core)", identity=False)
+    ray_address: str = opt("", "Ray cluster to join: 'auto', HOST:PORT, or '' for a local instance", identity=False)
+    cpus_per_job: float = opt(1.0, "Ray CPUs reserved per job", identity=False)
+    gpus_per_job: float = opt(0.0, "Ray GPUs reserved per job", identity=False)
+    ticket_from: str = opt("", "a run folder whose tickets (masks + rewind weights) are trained here instead of pruning (ticket transfer)", identity=False)
+    progress: bool = opt(True, "show progress bars", identity=False)

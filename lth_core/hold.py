@@ -1,0 +1,98 @@
+"""Holding a mask under a training loop we do not own.
+
+Mechanism: pruned entries are zeroed once, in place, on the model's own Parameters, and a gradient
+hook on each masked Parameter multiplies its gradient by the mask. Every torch optimizer's update of
+an entry whose value and whole gradient history are zero is zero (SGD with momentum/Nesterov/weight
+decay, Adam, AdamW's decoupled decay, RMSprop, Adagrad ...: each term is a product with the gradient,
+its running moments or the weight itself), and gradient clipping only rescales. So pruned weights stay
+exactly zero in every forward pass, whichever optimizer a foreign loop builds and whenever it builds it,
+without renaming state-dict keys (as parametrizations do) and without untying shared Parameters (a
+hook sits on the Parameter, so a tied tensor has one hook). `reapply()` is the belt to those braces:
+loops call it after anything that writes weights outside an optimizer (a checkpoint load, a target
+network copy). `assert_held()` is what the tests and adapters check at the end of a training.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from lth_core.masks import Mask
+
+
+def unique_parameters(model: nn.Module, names: list[str]) -> dict[str, nn.Parameter]:
+    """Parameters by name, each Parameter once (the first name wins: tied weights are one tensor)."""
+    out: dict[str, nn.Parameter] = {}
+    seen: set[int] = set()
+    for name in names:
+        p = model.get_parameter(name)
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        out[name] = p
+    return out
+
+
+class MaskHold:
+    """Keeps `mask` applied to `model`'s Parameters until `release()` (or the end of a `with` block)."""
+
+    def __init__(self, model: nn.Module, mask: Mask, mirrors: Mapping[str, Sequence[Tensor]] | None = None) -> None:
+        self.model = model
+        self.mask = mask
+        self.params = unique_parameters(model, mask.names())
+        if len(self.params) != len(mask):
+            missing = sorted(set(mask.names()) - set(self.params))
+            raise ValueError(f"mask names tensors that are tied or absent in the model: {missing}")
+        self._m: dict[str, Tensor] = {}
+        self._handles = []
+        for name, p in self.params.items():
+            m = mask[name].to(device=p.device, dtype=p.dtype)
+            if m.shape != p.shape:
+                raise ValueError(f"mask {name} has shape {tuple(m.shape)}, parameter has {tuple(p.shape)}")
+            self._m[name] = m
+            self._handles.append(p.register_hook(self._grad_hook(m)))
+        # Tensors copied from masked ones but never stepped (e.g. DQN's target network): zeroed on reapply.
+        self.mirrors = {n: list(ts) for n, ts in (mirrors or {}).items()}
+        self.reapply()
+
+    @staticmethod
+    def _grad_hook(m: Tensor):
+        def hook(grad: Tensor) -> Tensor:
+            return grad * m
+
+        return hook
+
+    @torch.no_grad()
+    def reapply(self) -> None:
+        """Zero pruned entries in place (keeps identity, ties and state-dict keys)."""
+        for name, p in self.params.items():
+            p.mul_(self._m[name])
+        for name, tensors in self.mirrors.items():
+            for t in tensors:
+                t.mul_(self._m[name])
+
+    def violations(self) -> dict[str, int]:
+        """Number of pruned entries that are not exactly zero, per tensor (empty when the mask holds)."""
+        bad = {}
+        for name, p in self.params.items():
+            n = int(((p.detach() != 0) & (self._m[name] == 0)).sum())
+            if n:
+                bad[name] = n
+        return bad
+
+    def assert_held(self) -> None:
+        bad = self.violations()
+        if bad:
+            raise AssertionError(f"pruned weights revived: {bad}")
+
+    def release(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def __enter__(self) -> "MaskHold":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -1,0 +1,61 @@
+"""Jobs and their outcomes: pure data, so they can cross a process or a cluster boundary."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+StateDict = dict[str, Tensor]
+
+
+@dataclass
+class Job:
+    """Everything one training needs: start weights, mask, seed, budget, and what to capture."""
+
+    level: int
+    kind: str  # "dense", "ticket" or a control name
+    trial: int
+    seed: int  # data order and any randomness of the training itself
+    weights: StateDict  # full state dict the training starts from
+    mask: dict[str, Tensor] | None  # None = dense
+    budget: int  # total training steps of the schedule (in the adapter's own step unit)
+    start_step: int = 0  # > 0 when rewound to step k: train from k to budget
+    capture_steps: tuple[int, ...] = ()  # steps at which to return a copy of the weights (rewind points)
+    keep_final_weights: bool = False  # tickets feed the next level's pruning
+
+    @property
+    def key(self) -> str:
+        return f"L{self.level:02d}-{self.kind}-t{self.trial}"
+
+
+@dataclass
+class EvalPoint:
+    step: int
+    val: float  # the selection signal (validation split only)
+    test: float | None = None  # the reported metric on the test split, if evaluated at this point
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """What a training returns. `score` is the test metric at `early_stop_step` (chosen on validation)."""
+
+    score: float
+    final_score: float
+    early_stop_step: int
+    val_at_stop: float
+    steps: int
+    curve: list[EvalPoint] = field(default_factory=list)
+    final_weights: StateDict | None = None
+    captured: dict[int, StateDict] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"  # "ok" | "diverged" | "failed"
+    wall_seconds: float = 0.0  # set by the executor around the whole training
+    error: str = ""
+
+    @classmethod
+    def failed(cls, status: str, error: str) -> "Outcome":
+        nan = math.nan
+        return cls(score=nan, final_score=nan, early_stop_step=-1, val_at_stop=nan, steps=0, status=status, error=error)

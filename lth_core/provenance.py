@@ -1,0 +1,36 @@
+"""What every row and run.json carries so a number can be traced: package versions and the git commit."""
+from __future__ import annotations
+
+import platform
+import subprocess
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("lth-bench", "torch", "torchvision", "stable-baselines3", "gymnasium", "fairseq-fixed", "sacrebleu", "numpy")
+
+
+@lru_cache(maxsize=1)
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str:
+    """The commit of the checkout the code runs from ('+dirty' when it has uncommitted changes)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if sha.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10)
+        return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

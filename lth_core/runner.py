@@ -1,0 +1,252 @@
+"""The iterative-magnitude-pruning runner: levels of jobs in, result rows out. It never sees a dataset.
+
+Trial t is an independent replicate (its own init, dense run and ticket sequence), seeded `seed + 1000 t`.
+Every job of a trial shares that seed for its own randomness (data order, exploration), so a ticket and its
+controls differ only in weights and mask. Level 0 trains the dense network and keeps the rewind weights;
+level L prunes the trained ticket of level L-1 (iterative) or the dense weights (one-shot) and trains the new
+ticket and each control from the rewind point for the remaining budget.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from lth_core.adapter import Adapter
+from lth_core.config import ImpConfig, RunOptions, config_hash, full_dict, identity_dict
+from lth_core.controls import CONTROLS, ControlInput
+from lth_core.errors import UsageError
+from lth_core.executors import EXECUTORS, AdapterFactory
+from lth_core.job import Job, Outcome, StateDict
+from lth_core.masks import Mask
+from lth_core.provenance import git_commit, versions
+from lth_core.store import RunStore
+from lth_core.strategies import STRATEGIES, PruneStep, resolve_rates
+from lth_core.tables import write_tables
+
+DENSE = "dense"
+TICKET = "ticket"
+
+
+def derived_seed(*parts: Any) -> int:
+    """A stable seed from named parts (same on every platform and Python run)."""
+    return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)
+
+
+def run_identity(adapter: Adapter, imp: ImpConfig, ticket_source_hash: str | None) -> dict[str, Any]:
+    return {"domain": adapter.domain, "imp": identity_dict(imp), "domain_config": identity_dict(adapter.config),
+            "ticket_from": ticket_source_hash}
+
+
+class TicketSource:
+    """Another run's tickets (masks + rewind weights), for training them under this run's config."""
+
+    def __init__(self, path: str, adapter: Adapter, imp: ImpConfig) -> None:
+        folder = Path(path)
+        if not (folder / "run.json").is_file():
+            raise UsageError(f"--ticket-from {path!r} is not a run folder (no run.json there)")
+        self.store = RunStore(folder)
+        self.meta = self.store.meta()
+        here, there = adapter.architecture_hash(), self.meta.get("architecture_hash")
+        if adapter.domain != self.meta.get("domain") or here != there:
+            raise UsageError(f"--ticket-from {path!r}: architecture differs ({self.meta.get('domain')}/"
+                             f"{self.meta.get('task')} {there} vs {adapter.domain}/{adapter.task()} {here})")
+        src_levels, src_trials = self.meta["imp"]["levels"], self.meta["imp"]["trials"]
+        if imp.levels > src_levels or imp.trials > src_trials:
+            raise UsageError(f"--ticket-from {path!r} has {src_levels} levels x {src_trials} trials; "
+                             f"asked for {imp.levels} x {imp.trials}")
+        self.hash = self.meta["config_hash"]
+
+    def load(self, name: str) -> StateDict:
+        state = self.store.load_state(name)
+        if state is None:
+            raise UsageError(f"--ticket-from {self.store.path}: missing {name}.pt (run it to the end first)")
+        return state
+
+
+class ImpRunner:
+    def __init__(self, adapter: Adapter, factory: AdapterFactory, imp: ImpConfig, options: RunOptions,
+                 preset: str = "") -> None:
+        imp.validate()
+        adapter.config.validate()
+        EXECUTORS.check(options.executor)
+        self.adapter, self.factory, self.imp, self.options, self.preset = adapter, factory, imp, options, preset
+        self.metric = adapter.metric()
+        self.budget = adapter.budget()
+        self.rewind = imp.rewind_at(self.budget)
+        self.source = TicketSource(options.ticket_from, adapter, imp) if options.ticket_from else None
+        self.identity = run_identity(adapter, imp, self.source.hash if self.source else None)
+        self.hash = config_hash(self.identity)
+        self.path = Path(options.out) / f"{adapter.domain}-{self.hash[:12]}"
+        model = adapter.build(imp.seed)
+        self.groups = adapter.prunable(model, imp.prune_biases)
+        self.rates = resolve_rates(self.groups, imp.rate, imp.overrides())
+        overridden = set(resolve_rates(self.groups, math.nan, imp.overrides()).items())
+        self.global_names = frozenset(n for n, r in overridden if math.isnan(r))
+        self.strategy = STRATEGIES.get(imp.strategy)
+        self.controls = imp.control_names()
+        self.arch_hash = adapter.architecture_hash()
+
+    # ---- metadata ----------------------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        return {"config_hash": self.hash, "identity": self.identity, "domain": self.adapter.domain,
+                "task": self.adapter.task(), "preset": self.preset, "imp": full_dict(self.imp),
+                "domain_config": full_dict(self.adapter.config), "options": full_dict(self.options),
+                "seed": self.imp.seed, "metric": self.metric.__dict__, "budget": self.budget,
+                "rewind_step": self.rewind, "prunable": self.groups, "rates": self.rates,
+                "architecture_hash": self.arch_hash, "versions": versions(), "git_commit": git_commit(),
+                "ticket_from": {"path": self.options.ticket_from, "config_hash": self.source.hash} if self.source else None,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+    # ---- weights and masks ---------------------------------------------------------------------
+    def trial_seed(self, trial: int) -> int:
+        return self.imp.seed + 1000 * trial
+
+    def _prunable_weights(self, state: StateDict) -> StateDict:
+        return {n: state[n] for n in self.groups}
+
+    def full_mask(self) -> Mask:
+        return Mask.ones_like(self._prunable_weights(self.adapter.initial_weights(self.imp.seed)))
+
+    def mask_for(self, store: RunStore, level: int, trial: int) -> Mask:
+        name = f"mask-L{level:02d}-t{trial}"
+        if level == 0:
+            return self.full_mask()
+        if self.source is not None:
+            return Mask({k: v.bool() for k, v in self.source.load(name).items()})
+        saved = store.load_state(name)
+        if saved is not None:
+            return Mask({k: v.bool() for k, v in saved.items()})
+        if self.imp.schedule == "one_shot":
+            base_level, prev = 0, self.full_mask()
+            rates = {n: 1.0 - (1.0 - r) ** level for n, r in self.rates.items()}
+        else:
+            base_level, prev, rates = level - 1, self.mask_for(store, level - 1, trial), self.rates
+        trained = store.load_state(f"final-L{base_level:02d}-t{trial}")
+        if trained is None:
+            raise RuntimeError(f"trained weights of level {base_level} trial {trial} are missing")
+        mask = self.strategy(PruneStep(weights=self._prunable_weights(trained), mask=prev, rates=rates,
+                                       global_names=self.global_names, seed=derived_seed(self.imp.seed, level, trial)))
+        store.save_state(name, mask.to_state())
+        return mask
+
+    # ---- jobs ----------------------------------------------------------------------------------
+    def _done(self, store: RunStore, key: str, needs: str | None) -> bool:
+        rec = store.record(key)
+        if rec is None:
+            return False
+        return needs is None or store.state_path(needs).exists() and store.load_state(needs) is not None
+
+    def level_jobs(self, store: RunStore, level: int) -> list[Job]:
+        jobs: list[Job] = []
+        keep_final = self.source is None and level < self.imp.levels and (self.imp.schedule == "iterative" or level == 0)
+        for t in range(self.imp.trials):
+            seed = self.trial_seed(t)
+            final_name = f"final-L{level:02d}-t{t}" if keep_final else None
+            if level == 0:
+                job = Job(level=0, kind=DENSE, trial=t, seed=seed, weights=self.init_weights(store, t), mask=None,
+                          budget=self.budget, capture_steps=(self.rewind,), keep_final_weights=keep_final)
+                if not self._done(store, job.key, final_name) or not self._has_rewind(store, t):
+                    jobs.append(job)
+                continue
+            if self.source is None and not self._level_done(store, level - 1, t):
+                continue  # the ticket this level prunes from failed: this trial stops here
+            mask = self.mask_for(store, level, t)
+            rewind = self.rewind_weights(store, t)
+            ticket = Job(level=level, kind=TICKET, trial=t, seed=seed, weights=rewind, mask=mask.to_state(),
+                         budget=self.budget, start_step=self.rewind, keep_final_weights=keep_final)
+            if not self._done(store, ticket.key, final_name):
+                jobs.append(ticket)
+            for c in self.controls:
+                key = Job(level=level, kind=c, trial=t, seed=seed, weights={}, mask=None, budget=0).key
+                if self._done(store, key, None):
+                    continue
+                weights, cmask = CONTROLS.get(c)(ControlInput(
+                    ticket_mask=mask, rewind_weights=rewind, fresh_weights=self.adapter.initial_weights,
+                    seed=derived_seed(self.imp.seed, "control", c, level, t)))
+                jobs.append(Job(level=level, kind=c, trial=t, seed=seed, weights=weights, mask=cmask.to_state(),
+                                budget=self.budget, start_step=self.rewind))
+        return jobs
+
+    def _level_done(self, store: RunStore, level: int, trial: int) -> bool:
+        key = Job(level=level, kind=DENSE if level == 0 else TICKET, trial=trial, seed=0, weights={}, mask=None, budget=0).key
+        rec = store.record(key)
+        return rec is not None and rec["row"]["status"] == "ok"
+
+    def init_weights(self, store: RunStore, trial: int) -> StateDict:
+        if self.source is not None:
+            return self.source.load(f"init-t{trial}")
+        name = f"init-t{trial}"
+        w = store.load_state(name)
+        if w is None:
+            w = self.adapter.initial_weights(self.trial_seed(trial))
+            store.save_state(name, w)
+        return w
+
+    def _has_rewind(self, store: RunStore, trial: int) -> bool:
+        return self.source is not None or store.state_path(f"rewind-t{trial}").exists()
+
+    def rewind_weights(self, store: RunStore, trial: int) -> StateDict:
+        src = self.source.load if self.source is not None else store.load_state
+        w = src(f"rewind-t{trial}")
+        if w is None:
+            raise RuntimeError(f"rewind weights of trial {trial} are missing")
+        return w
+
+    # ---- rows ----------------------------------------------------------------------------------
+    def row(self, job: Job, out: Outcome) -> dict[str, Any]:
+        mask = Mask(job.mask) if job.mask is not None else None
+        row = {"domain": self.adapter.domain, "task": self.adapter.task(), "kind": job.kind, "level": job.level,
+               "trial": job.trial, "density": mask.density if mask else 1.0, "metric": self.metric.name,
+               "score": out.score, "early_stop_step": out.early_stop_step, "final_score": out.final_score,
+               "higher_is_better": self.metric.higher_is_better, "seed": job.seed, "wall_seconds": round(out.wall_seconds, 3),
+               "config_hash": self.hash, "status": out.status, "error": out.error, "val_metric": self.metric.val_name,
+               "val_at_stop": out.val_at_stop, "steps": out.steps, "start_step": job.start_step,
+               "kept": mask.num_kept if mask else None, "total": mask.num_total if mask else None,
+               "preset": self.preset, "git_commit": git_commit(), "versions": json.dumps(versions(), sort_keys=True),
+               "config": json.dumps(self.identity, sort_keys=True, default=str)}
+        for k, v in out.extras.items():
+            row.setdefault(k, v)
+        return row
+
+    def store_outcome(self, store: RunStore, job: Job, out: Outcome) -> None:
+        """State first, record last: the record is the commit marker of a finished job."""
+        if out.status == "ok":
+            if job.keep_final_weights and out.final_weights is not None:
+                store.save_state(f"final-L{job.level:02d}-t{job.trial}", out.final_weights)
+            if job.kind == DENSE and self.source is None:
+                rewind = out.captured.get(self.rewind, job.weights if self.rewind == 0 else None)
+                if rewind is None:
+                    raise RuntimeError(f"adapter did not capture the rewind weights at step {self.rewind}")
+                store.save_state(f"rewind-t{job.trial}", rewind)
+        curve = [p.__dict__ for p in out.curve]
+        store.write_record(job.key, {"row": self.row(job, out), "curve": curve})
+
+    # ---- the run -------------------------------------------------------------------------------
+    def run(self) -> Path:
+        store = RunStore(self.path).open(self.meta())
+        executor = EXECUTORS.get(self.options.executor)(self.adapter, self.factory, self.options)
+        try:
+            per_level = self.imp.trials * (1 + len(self.controls))
+            total = self.imp.trials + self.imp.levels * per_level
+            with tqdm(total=total, desc=f"{self.adapter.domain} {self.adapter.task()}", unit="job",
+                      disable=not self.options.progress, dynamic_ncols=True) as bar:
+                for level in range(self.imp.levels + 1):
+                    jobs = self.level_jobs(store, level)
+                    expected = self.imp.trials if level == 0 else per_level
+                    bar.update(expected - len(jobs))
+                    bar.set_postfix_str(f"level {level}/{self.imp.levels}")
+                    for job, outcome in executor.run(jobs):
+                        self.store_outcome(store, job, outcome)
+                        bar.update(1)
+                    write_tables(store, plots=level == self.imp.levels)
+            store.update_meta(finished=time.strftime("%Y-%m-%dT%H:%M:%S"), recovered=store.recovered)
+        finally:
+            executor.close()
+            store.close()
+        return self.path

@@ -1,0 +1,134 @@
+"""The run store: one folder per config hash, one atomically written record per finished job.
+
+Layout of a run folder:
+  run.json              config, hash, seed, versions, commit (written once, checked on resume)
+  jobs/<key>.json       one record per finished job: the row plus its evaluation curve (the source of truth)
+  state/*.pt            plain tensors: rewind weights per trial, ticket masks and trained ticket weights per level
+  results.csv, summary.csv, summary.md, figure1.png   derived from jobs/ — rebuilt whenever the run writes them
+A record is written only after the state it points to, so a kill at any moment loses at most the job in flight.
+A record or state file that cannot be read is moved aside to `corrupt/` (never silently dropped) and recomputed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock, Timeout
+
+from lth_core.atomic import atomic_torch_save, atomic_write_json
+from lth_core.errors import UsageError
+
+
+class RunStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.jobs_dir = self.path / "jobs"
+        self.state_dir = self.path / "state"
+        self._lock: FileLock | None = None
+        self.recovered: list[str] = []  # files found corrupt and moved aside this session
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def open(self, meta: dict[str, Any]) -> "RunStore":
+        """Create or reopen the folder, take its lock, and write or check run.json."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(self.path / ".lock"), timeout=0)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise UsageError(f"run folder {self.path} is locked by {self._holder()}; wait for it to finish or stop it") from None
+        atomic_write_json(self.path / ".lock.owner", {"pid": os.getpid(), "host": socket.gethostname(),
+                                                       "since": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        run_json = self.path / "run.json"
+        existing = self._read_json(run_json)
+        if existing is not None and existing.get("config_hash") != meta["config_hash"]:
+            self.close()
+            raise UsageError(f"{run_json} belongs to config {existing.get('config_hash', '?')[:12]}, not {meta['config_hash'][:12]}")
+        if existing is None:
+            atomic_write_json(run_json, meta)
+        self.jobs_dir.mkdir(exist_ok=True)
+        self.state_dir.mkdir(exist_ok=True)
+        return self
+
+    def _holder(self) -> str:
+        try:
+            o = json.loads((self.path / ".lock.owner").read_text())
+            return f"pid {o['pid']} on {o['host']} (since {o['since']})"
+        except (OSError, ValueError, KeyError):
+            return "another process"
+
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def meta(self) -> dict[str, Any]:
+        m = self._read_json(self.path / "run.json")
+        if m is None:
+            raise UsageError(f"{self.path} is not a run folder (no readable run.json)")
+        return m
+
+    def update_meta(self, **fields: Any) -> None:
+        atomic_write_json(self.path / "run.json", {**self.meta(), **fields})
+
+    # ---- corruption handling ---------------------------------------------------------------
+    def _quarantine(self, file: Path, why: str) -> None:
+        dest = self.path / "corrupt"
+        dest.mkdir(exist_ok=True)
+        target = dest / f"{file.name}.{int(time.time() * 1000)}"
+        os.replace(file, target)
+        self.recovered.append(f"{file.relative_to(self.path)} ({why}) -> {target.relative_to(self.path)}")
+
+    def _read_json(self, file: Path) -> dict | None:
+        if not file.exists():
+            return None
+        try:
+            return json.loads(file.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            if file.name == "run.json":
+                raise UsageError(f"{file} is corrupt ({e}); remove it to start this run afresh") from None
+            self._quarantine(file, f"unreadable JSON: {e}")
+            return None
+
+    # ---- job records -----------------------------------------------------------------------
+    def record_path(self, key: str) -> Path:
+        return self.jobs_dir / f"{key}.json"
+
+    def record(self, key: str) -> dict | None:
+        rec = self._read_json(self.record_path(key))
+        if rec is not None and "row" not in rec:
+            self._quarantine(self.record_path(key), "record without a row")
+            return None
+        return rec
+
+    def write_record(self, key: str, record: dict[str, Any]) -> None:
+        atomic_write_json(self.record_path(key), record)
+
+    def records(self) -> list[dict]:
+        out = []
+        for f in sorted(self.jobs_dir.glob("*.json")):
+            rec = self.record(f.stem)
+            if rec is not None:
+                out.append(rec)
+        return out
+
+    # ---- tensors ---------------------------------------------------------------------------
+    def state_path(self, name: str) -> Path:
+        return self.state_dir / f"{name}.pt"
+
+    def save_state(self, name: str, tensors: dict[str, torch.Tensor]) -> None:
+        atomic_torch_save({k: v.detach().cpu() for k, v in tensors.items()}, self.state_path(name))
+
+    def load_state(self, name: str) -> dict[str, torch.Tensor] | None:
+        f = self.state_path(name)
+        if not f.exists():
+            return None
+        try:
+            return torch.load(f, map_location="cpu", weights_only=True)
+        except Exception as e:  # any unreadable pickle/zip: quarantine and recompute
+            self._quarantine(f, f"unreadable tensors: {type(e).__name__}")
+            return None
