@@ -13,16 +13,18 @@ DOMAINS: dict[str, str] = {
 }
 
 
-def domain_names() -> list[str]:
-    return sorted(DOMAINS)
+def domain_names(table: dict[str, str] = DOMAINS) -> list[str]:
+    return sorted(table)
 
 
-def load_adapter_class(name: str):
-    if name not in DOMAINS:
-        raise UsageError(f"unknown domain {name!r}; valid choices: {', '.join(domain_names())}, all")
-    module, _, cls = DOMAINS[name].partition(":")
+def load_adapter_class(name: str, table: dict[str, str] = DOMAINS):
+    if name not in table:
+        raise UsageError(f"unknown domain {name!r}; valid choices: {', '.join(domain_names(table))}, all")
+    module, _, cls = table[name].partition(":")
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as e:
+        if e.name and (e.name == module or module.startswith(e.name + ".")):
+            raise
         raise UsageError(f"domain {name!r} needs {e.name!r}; install it with: pip install -e '.[{name}]'") from None
     return getattr(mod, cls)

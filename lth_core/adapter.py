@@ -5,12 +5,15 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from torch import nn
 
-from lth_core.config import DomainConfig
 from lth_core.job import Job, Outcome, StateDict
+
+if TYPE_CHECKING:
+    from lth_core.config import DomainConfig
+    from lth_core.presets import Preset
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Adapter(ABC):
 
     domain: ClassVar[str]
     Config: ClassVar[type[DomainConfig]]
+    presets: ClassVar[dict[str, Preset]]
 
     def __init__(self, config: DomainConfig) -> None:
         self.config = config

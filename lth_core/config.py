@@ -10,16 +10,24 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from lth_core.errors import UsageError
+from lth_core.executors import EXECUTORS
+from lth_core.strategies import SCHEDULES, STRATEGIES
 
 HASH_FORMAT = 1  # bump only on a deliberate change of identity; tests/test_identity.py pins the hashes
 
 
-def opt(default: Any, help: str, identity: bool = True, **metadata: Any) -> Any:
-    """A config field with its help text; `identity=False` keeps it out of the run hash."""
+def opt(default: Any, help: str, identity: bool = True, choices: Iterable[str] | None = None, **metadata: Any) -> Any:
+    """A config field with its help text; `identity=False` keeps it out of the run hash.
+
+    `choices` may be a Registry: the CLI then lists and checks its names at parse time, so a strategy
+    or model registered anywhere appears in `--help` without touching this declaration.
+    """
     md = {"help": help, "identity": identity, **metadata}
+    if choices is not None:
+        md["custom_args"] = {"choices": choices}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=md)
     return dataclasses.field(default=default, metadata=md)
@@ -74,8 +82,8 @@ class ImpConfig:
     levels: int = opt(8, "pruning levels after the dense level 0")
     rate: float = opt(0.2, "fraction of the remaining weights pruned per level, in (0, 1)")
     rate_overrides: str = opt("", "per-group or per-name rates, e.g. 'output=0.1,conv=0.1' (0 = never pruned)")
-    strategy: str = opt("magnitude_layerwise", "pruning strategy")
-    schedule: str = opt("iterative", "iterative (rate p of what remains, per level) or one_shot (straight to the level's density from the dense weights)")
+    strategy: str = opt("magnitude_layerwise", "pruning strategy", choices=STRATEGIES)
+    schedule: str = opt("iterative", choices=SCHEDULES, help="iterative (rate p of what remains, per level) or one_shot (straight to the level's density from the dense weights)")
     prune_biases: bool = opt(False, "also prune biases of the prunable layers")
     controls: str = opt("random_reinit,random_mask", "comma list of controls trained beside each ticket ('' for none)")
     trials: int = opt(2, "independent replicates (each its own init, dense run and tickets)")
@@ -104,7 +112,6 @@ class ImpConfig:
 
     def validate(self) -> None:
         from lth_core.controls import CONTROLS
-        from lth_core.strategies import SCHEDULES, STRATEGIES
 
         if self.levels < 0:
             raise UsageError(f"--levels {self.levels} must be >= 0")
@@ -125,7 +132,7 @@ class RunOptions:
     """Where and how a run executes; none of it changes the run's identity."""
 
     out: str = opt("results", "folder that holds run folders (one per config hash)", identity=False)
-    executor: str = opt("local", "how the jobs of a level are executed", identity=False)
+    executor: str = opt("local", "how the jobs of a level are executed", identity=False, choices=EXECUTORS)
     workers: int = opt(0, "worker processes/actors for parallel executors (0 = one per core)", identity=False)
     ray_address: str = opt("", "Ray cluster to join: 'auto', HOST:PORT, or '' for a local instance", identity=False)
     cpus_per_job: float = opt(1.0, "Ray CPUs reserved per job", identity=False)

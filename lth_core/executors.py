@@ -1,18 +1,35 @@
 """Executors: how the independent jobs of one level are trained. Only the driver writes the run store."""
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from abc import ABC, abstractmethod
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
-from lth_core.adapter import Adapter
-from lth_core.config import RunOptions
 from lth_core.errors import Diverged, UsageError
 from lth_core.job import Job, Outcome
 from lth_core.registry import Registry
 
-AdapterFactory = Callable[[], Adapter]  # picklable: rebuilds the adapter inside a worker
+if TYPE_CHECKING:
+    from lth_core.adapter import Adapter
+    from lth_core.config import RunOptions
+
+AdapterFactory = Callable[[], "Adapter"]  # picklable: rebuilds the adapter inside a worker
+WORKER_DEATH_RETRIES = 2  # a job whose worker dies (killed, out of memory, segfault) runs at most 3 times
+
+
+def available_cores() -> int:
+    """Cores this process may use (its affinity mask, which containers and `taskset` narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def worker_died(attempts: int, detail: str) -> Outcome:
+    """The row of a job whose worker process died on every attempt: failed, with why, and the run goes on."""
+    return Outcome.failed("failed", f"worker died on all {attempts} attempts: {detail}")
 
 
 def train_safely(adapter: Adapter, job: Job, attempts: int = 2) -> Outcome:
@@ -61,3 +78,7 @@ class LocalExecutor(Executor):
     def run(self, jobs: list[Job]) -> Iterator[tuple[Job, Outcome]]:
         for job in jobs:
             yield job, train_safely(self.adapter, job)
+
+
+# The parallel executors register themselves on import (Ray itself is imported only when chosen).
+from lth_core import executor_process, executor_ray  # noqa: E402,F401

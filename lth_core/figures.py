@@ -41,10 +41,11 @@ def _panel(ax, s: pd.DataFrame, column: str, ylabel: str) -> None:
 
 def figure1(summary: pd.DataFrame, path: Path) -> None:
     """One row of two panels per task: test score at early stop, and the early-stop step."""
-    tasks = list(summary.groupby(["domain", "task"], sort=False))
+    tasks = [(k, s) for k, s in summary[summary["n"] > 0].groupby(["domain", "task"], sort=False)]
+    if not tasks:
+        return
     fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 4 * len(tasks)), squeeze=False)
     for row, ((domain, task), s) in zip(axes, tasks):
-        s = s[s["n"] > 0]
         metric, higher = s["metric"].iloc[0], bool(s["higher_is_better"].iloc[0])
         _panel(row[0], s, "score", f"{metric} ({'↑' if higher else '↓'}) at early stop")
         _panel(row[1], s, "early_stop_step", "early-stop step (validation)")

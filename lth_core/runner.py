@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from lth_core.job import Job, Outcome, StateDict
 from lth_core.masks import Mask
 from lth_core.provenance import git_commit, versions
 from lth_core.store import RunStore
-from lth_core.strategies import STRATEGIES, PruneStep, resolve_rates
+from lth_core.strategies import STRATEGIES, PruneStep, global_names, resolve_rates
 from lth_core.tables import write_tables
 
 DENSE = "dense"
@@ -86,8 +85,7 @@ class ImpRunner:
         model = adapter.build(imp.seed)
         self.groups = adapter.prunable(model, imp.prune_biases)
         self.rates = resolve_rates(self.groups, imp.rate, imp.overrides())
-        overridden = set(resolve_rates(self.groups, math.nan, imp.overrides()).items())
-        self.global_names = frozenset(n for n, r in overridden if math.isnan(r))
+        self.global_names = global_names(self.groups, imp.overrides())
         self.strategy = STRATEGIES.get(imp.strategy)
         self.controls = imp.control_names()
         self.arch_hash = adapter.architecture_hash()

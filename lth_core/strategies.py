@@ -33,16 +33,26 @@ SCHEDULES.add("iterative", "iterative")
 SCHEDULES.add("one_shot", "one_shot")
 
 
+def _override(name: str, group: str, overrides: Mapping[str, float]) -> float | None:
+    hit = None
+    for key, val in overrides.items():
+        if key == group or fnmatch.fnmatchcase(name, key):
+            hit = val
+    return hit
+
+
 def resolve_rates(groups: Mapping[str, str], rate: float, overrides: Mapping[str, float]) -> dict[str, float]:
     """Per-tensor rate: an override keyed by the tensor's group or matching its name wins over `rate`."""
     out = {}
     for name, group in groups.items():
-        r = rate
-        for key, val in overrides.items():
-            if key == group or fnmatch.fnmatchcase(name, key):
-                r = val
-        out[name] = r
+        hit = _override(name, group, overrides)
+        out[name] = rate if hit is None else hit
     return out
+
+
+def global_names(groups: Mapping[str, str], overrides: Mapping[str, float]) -> frozenset[str]:
+    """Tensors a global strategy ranks together: those without an override (the rest are layerwise)."""
+    return frozenset(n for n, g in groups.items() if _override(n, g, overrides) is None)
 
 
 def _n_remove(remaining: int, rate: float) -> int:

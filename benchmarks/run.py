@@ -1,0 +1,86 @@
+"""`python -m benchmarks.run`: find lottery tickets in a domain and write the result contract.
+
+Flags come from three dataclasses: the engine's ImpConfig and RunOptions and the chosen domain's Config;
+a preset sets their defaults and explicit flags win. `--domain all` runs each domain in turn.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import dataclass
+
+from domains import DOMAINS, domain_names, load_adapter_class
+from lth_core.adapter import Adapter
+from lth_core.config import DomainConfig, ImpConfig, RunOptions, opt
+from lth_core.errors import UsageError
+from lth_core.presets import apply
+from lth_core.runner import ImpRunner
+from benchmarks.cli import OneLineParser, fail
+
+PROG = "python -m benchmarks.run"
+
+
+@dataclass
+class Selection:
+    """Which domain to run, and which preset sets the defaults of every other flag."""
+
+    domain: str = opt("vision", f"domain to run: {', '.join(domain_names())}, or 'all' for each in turn")
+    preset: str = opt("quick", "named settings of the domain (listed below with --domain D --help)")
+
+
+def make_adapter(domain: str, config: DomainConfig, table: dict[str, str] = DOMAINS) -> Adapter:
+    """Picklable adapter factory, so worker processes and Ray actors rebuild the adapter from data."""
+    return load_adapter_class(domain, table)(config)
+
+
+def parse(argv: list[str], domain: str, preset_name: str, table: dict[str, str] = DOMAINS):
+    """Parse every flag for one domain (`--domain` itself is taken from `domain`, so 'all' works too)."""
+    cls = load_adapter_class(domain, table)
+    if preset_name not in cls.presets:
+        raise UsageError(f"unknown preset {preset_name!r} for domain {domain!r}; valid choices: {', '.join(sorted(cls.presets))}")
+    preset = cls.presets[preset_name]
+    presets_help = "\n".join(f"  {p.name:<24} {p.help}" for p in cls.presets.values())
+    parser = OneLineParser(prog=PROG, description=__doc__, epilog=f"presets of domain {domain!r}:\n{presets_help}")
+    parser.add_arguments(Selection, dest="selection")
+    parser.add_arguments(ImpConfig, dest="imp", default=apply(ImpConfig(), preset.imp))
+    parser.add_arguments(RunOptions, dest="options")
+    parser.add_arguments(cls.Config, dest="domain_config", default=apply(cls.Config(), preset.domain))
+    ns = parser.parse_args(argv)
+    ns.imp.validate()
+    ns.domain_config.validate()
+    return cls, ns
+
+
+def run_domain(argv: list[str], domain: str, preset_name: str, table: dict[str, str] = DOMAINS) -> str:
+    cls, ns = parse(argv, domain, preset_name, table)
+    adapter = cls(ns.domain_config)
+    factory = functools.partial(make_adapter, domain, ns.domain_config, table)
+    runner = ImpRunner(adapter, factory, ns.imp, ns.options, preset=preset_name)
+    try:
+        path = runner.run()
+    finally:
+        adapter.close()
+    print((path / "summary.md").read_text())
+    print(f"results: {path}  (results.csv, summary.csv, summary.md, figure1.png, run.json)")
+    return str(path)
+
+
+def main(argv: list[str] | None = None, table: dict[str, str] = DOMAINS) -> int:
+    """Entry point; `table` maps domain names to adapter classes (tests pass their own)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = OneLineParser(prog=PROG, add_help=False)
+    pre.add_arguments(Selection, dest="selection")
+    try:
+        sel = pre.parse_known_args(argv)[0].selection
+        domains = domain_names(table) if sel.domain == "all" else [sel.domain]
+        for d in domains:  # every domain's flags are checked before the first one writes anything
+            parse(argv, d, sel.preset, table)
+        for d in domains:
+            run_domain(argv, d, sel.preset, table)
+    except UsageError as e:
+        fail(str(e))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""`--executor process`: worker processes on this machine, sharing its cores.
+
+Each worker rebuilds the adapter once from the picklable factory (not once per job) and gets
+`cores // workers` torch threads, so the workers together use the machine without oversubscribing it.
+Workers only train and return outcomes; the driver alone writes the run store.
+
+A worker that dies (kill -9, out-of-memory killer, segfault) breaks a `ProcessPoolExecutor` and every
+job in flight with it. Jobs that had not started go back to the queue untouched; jobs that had started
+are retried one at a time, so the job that kills its worker is told apart from the ones it took down
+with it, and after `WORKER_DEATH_RETRIES` more deaths it is recorded as failed while the run goes on.
+"""
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.queues import SimpleQueue
+from typing import TYPE_CHECKING, Any, Iterator
+
+from lth_core.errors import UsageError
+from lth_core.executors import (EXECUTORS, WORKER_DEATH_RETRIES, AdapterFactory, Executor, available_cores,
+                                train_safely, worker_died)
+from lth_core.job import Job, Outcome
+
+if TYPE_CHECKING:
+    from lth_core.adapter import Adapter
+    from lth_core.config import RunOptions
+
+_WORKER: dict[str, Any] = {}  # inside a worker process only: its adapter and the queue it reports starts on
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """A worker whose driver was killed -9 exits instead of lingering (the pool cannot tell it to)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+
+
+def _init_worker(factory: AdapterFactory, threads: int, parent: int, starts: SimpleQueue) -> None:
+    _exit_when_orphaned(parent)
+    import torch
+
+    torch.set_num_threads(threads)
+    adapter = factory()
+    atexit.register(adapter.close)
+    _WORKER.update(adapter=adapter, starts=starts)
+
+
+def _train_in_worker(job: Job) -> Outcome:
+    _WORKER["starts"].put(job.key)
+    return train_safely(_WORKER["adapter"], job)
+
+
+def _outcome(future: Future) -> Outcome:
+    """The future's outcome; an error raised outside the training itself (e.g. pickling) becomes a failed row."""
+    try:
+        return future.result()
+    except (UsageError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        return Outcome.failed("failed", f"{type(e).__name__}: {e}")
+
+
+@EXECUTORS.register("process")
+class ProcessExecutor(Executor):
+    """Jobs on `--workers` spawned processes (0 = one per core), each with `cores // workers` torch threads."""
+
+    def __init__(self, adapter: Adapter, factory: AdapterFactory, options: RunOptions) -> None:
+        super().__init__(adapter, factory, options)
+        if options.workers < 0:
+            raise UsageError(f"--workers {options.workers} must be >= 0 (0 = one per core)")
+        cores = available_cores()
+        self.workers = options.workers or cores
+        self.threads = max(1, cores // self.workers)
+        self._pool: ProcessPoolExecutor | None = None
+        self._starts: SimpleQueue | None = None
+        self._started: set[str] = set()  # keys of jobs a worker of the current pool has started
+        self.deaths = 0  # worker deaths seen in this run (for reports and tests)
+
+    # ---- the pool --------------------------------------------------------------------------
+    def _ensure_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            ctx = multiprocessing.get_context("spawn")  # no fork: torch's threads and locks do not survive it
+            self._starts = ctx.SimpleQueue()
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
+                                             initargs=(self.factory, self.threads, os.getpid(), self._starts))
+        return self._pool
+
+    def _note_starts(self) -> None:
+        """Move the keys workers reported on starting into `self._started` (drained often: a pipe fills up)."""
+        try:
+            while self._starts is not None and not self._starts.empty():
+                self._started.add(self._starts.get())
+        except (OSError, EOFError, ValueError):  # a worker killed mid-message: count nothing more
+            pass
+
+    def _discard_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._starts is not None:
+            self._starts.close()
+            self._starts = None
+        self._started.clear()
+
+    def close(self) -> None:
+        self._discard_pool()
+
+    # ---- running jobs ------------------------------------------------------------------------
+    def run(self, jobs: list[Job]) -> Iterator[tuple[Job, Outcome]]:
+        queue = deque(jobs)
+        failed_starts = 0
+        while queue:
+            suspects = yield from self._in_parallel(queue)
+            if suspects is None:  # the pool broke before any job started: the workers cannot start
+                failed_starts += 1
+                if failed_starts > WORKER_DEATH_RETRIES:
+                    raise RuntimeError("worker processes die before training anything (see their error above); "
+                                       "try --executor local to see it directly")
+                continue
+            for job in suspects:
+                yield job, self._alone(job)
+
+    def _in_parallel(self, queue: deque[Job]) -> Iterator[tuple[Job, Outcome]]:
+        """Train the queue in parallel, yielding as jobs finish. On a worker death, put back the jobs that
+        had not started and return those that had (the suspects); None when no job started in that pool."""
+        pool = self._ensure_pool()
+        futures = {pool.submit(_train_in_worker, job): job for job in queue}
+        queue.clear()
+        broken: list[Job] = []
+        for future in as_completed(futures):
+            self._note_starts()
+            if isinstance(future.exception(), BrokenProcessPool):
+                broken.append(futures[future])
+            else:
+                yield futures[future], _outcome(future)
+        if not broken:
+            return []
+        self.deaths += 1
+        self._note_starts()
+        started = set(self._started)
+        self._discard_pool()
+        suspects = [j for j in broken if j.key in started]
+        queue.extend(j for j in broken if j.key not in started)
+        return suspects if started else None
+
+    def _alone(self, job: Job) -> Outcome:
+        """Retry a job that was in flight when a worker died, with no other job beside it."""
+        for _ in range(WORKER_DEATH_RETRIES):
+            future = self._ensure_pool().submit(_train_in_worker, job)
+            error = future.exception()
+            self._note_starts()
+            if not isinstance(error, BrokenProcessPool):
+                return _outcome(future)
+            self.deaths += 1
+            self._discard_pool()
+        return worker_died(1 + WORKER_DEATH_RETRIES, "its process was killed or crashed (exit without a result)")
