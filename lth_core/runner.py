@@ -17,7 +17,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from lth_core.adapter import Adapter
-from lth_core.config import ImpConfig, RunOptions, config_hash, full_dict, identity_dict
+from lth_core.config import DomainConfig, ImpConfig, RunOptions, config_hash, full_dict, identity_dict
 from lth_core.controls import CONTROLS, ControlInput
 from lth_core.errors import UsageError
 from lth_core.executors import EXECUTORS, AdapterFactory
@@ -37,8 +37,9 @@ def derived_seed(*parts: Any) -> int:
     return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)
 
 
-def run_identity(adapter: Adapter, imp: ImpConfig, ticket_source_hash: str | None) -> dict[str, Any]:
-    return {"domain": adapter.domain, "imp": identity_dict(imp), "domain_config": identity_dict(adapter.config),
+def run_identity(domain: str, imp: ImpConfig, config: DomainConfig, ticket_source_hash: str | None = None) -> dict[str, Any]:
+    """What names a run: its hash is the folder name, so equal identities resume, different ones never mix."""
+    return {"domain": domain, "imp": identity_dict(imp), "domain_config": identity_dict(config),
             "ticket_from": ticket_source_hash}
 
 
@@ -79,7 +80,7 @@ class ImpRunner:
         self.budget = adapter.budget()
         self.rewind = imp.rewind_at(self.budget)
         self.source = TicketSource(options.ticket_from, adapter, imp) if options.ticket_from else None
-        self.identity = run_identity(adapter, imp, self.source.hash if self.source else None)
+        self.identity = run_identity(adapter.domain, imp, adapter.config, self.source.hash if self.source else None)
         self.hash = config_hash(self.identity)
         self.path = Path(options.out) / f"{adapter.domain}-{self.hash[:12]}"
         model = adapter.build(imp.seed)
