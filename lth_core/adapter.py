@@ -67,6 +67,10 @@ class Adapter(ABC):
     @abstractmethod
     def train(self, job: Job) -> Outcome: ...
 
+    def train_batch(self, jobs: list[Job]) -> list[Outcome] | None:
+        """Train several jobs in one pass (the `batched` executor); None where this adapter can't."""
+        return None
+
     def initial_weights(self, seed: int) -> StateDict:
         return {k: v.detach().clone() for k, v in self.build(seed).state_dict().items()}
 

@@ -81,4 +81,4 @@ class LocalExecutor(Executor):
 
 
 # The parallel executors register themselves on import (Ray itself is imported only when chosen).
-from lth_core import executor_process, executor_ray  # noqa: E402,F401
+from lth_core import executor_batched, executor_process, executor_ray  # noqa: E402,F401
