@@ -59,15 +59,26 @@ def _n_remove(remaining: int, rate: float) -> int:
     return min(remaining, int(round(rate * remaining)))
 
 
+def lowest(scores: Tensor, n: int) -> Tensor:
+    """Boolean mask of the `n` lowest entries of a 1-D tensor; ties go to the earlier position.
+
+    A selection (kthvalue), not a sort: linear time, so a global step over ~10M weights stays cheap.
+    """
+    out = torch.zeros_like(scores, dtype=torch.bool)
+    if n <= 0:
+        return out
+    threshold = torch.kthvalue(scores, n).values
+    out = scores < threshold
+    ties = torch.nonzero(scores == threshold).flatten()[: n - int(out.sum())]
+    out[ties] = True
+    return out
+
+
 def _drop_lowest(scores: Tensor, keep: Tensor, n_remove: int) -> Tensor:
-    """Clear the `n_remove` kept entries of lowest score (stable: earlier position goes first on ties)."""
+    """Clear the `n_remove` kept entries of lowest score (earlier position first on ties)."""
     flat_keep = keep.flatten().clone()
-    if n_remove <= 0:
-        return flat_keep.view_as(keep)
     idx = torch.nonzero(flat_keep, as_tuple=False).flatten()
-    vals = scores.flatten()[idx].double()
-    order = torch.sort(vals, stable=True).indices[:n_remove]
-    flat_keep[idx[order]] = False
+    flat_keep[idx[lowest(scores.flatten()[idx].float(), n_remove)]] = False
     return flat_keep.view_as(keep)
 
 
@@ -99,28 +110,19 @@ def magnitude_global(step: PruneStep) -> Mask:
     out = _layerwise(step, {n: step.weights[n].detach().abs().cpu() for n in others}, others)
     if ranked:
         rate = max(step.rates[n] for n in ranked)
-        remaining = sum(int(step.mask[n].sum()) for n in ranked)
-        n_remove = _n_remove(remaining, rate)
-        vals, owners, positions = [], [], []
-        for i, n in enumerate(ranked):
-            keep = step.mask[n].flatten()
-            idx = torch.nonzero(keep, as_tuple=False).flatten()
-            v = step.weights[n].detach().abs().cpu().flatten()[idx].double()
-            if idx.numel():
-                # protect each tensor's largest survivor from global removal
-                v = v.clone()
-                v[torch.argmax(v)] = float("inf")
-            vals.append(v)
-            owners.append(torch.full_like(idx, i))
-            positions.append(idx)
-        allv, allo, allp = torch.cat(vals), torch.cat(owners), torch.cat(positions)
-        n_remove = min(n_remove, int(torch.isfinite(allv).sum()))
-        order = torch.sort(allv, stable=True).indices[:n_remove]
-        new = {n: step.mask[n].flatten().clone() for n in ranked}
-        for i, n in enumerate(ranked):
-            sel = allp[order][allo[order] == i]
-            new[n][sel] = False
-            out[n] = new[n].view_as(step.mask[n])
+        keep = torch.cat([step.mask[n].flatten() for n in ranked])
+        scores = torch.cat([step.weights[n].detach().abs().cpu().flatten().float() for n in ranked])
+        scores[~keep] = float("inf")  # already pruned: never chosen again
+        sizes = [step.mask[n].numel() for n in ranked]
+        offsets = torch.tensor([0] + sizes[:-1]).cumsum(0)
+        for off, size, n in zip(offsets.tolist(), sizes, ranked):
+            kept_here = torch.nonzero(keep[off:off + size]).flatten()
+            if kept_here.numel():  # protect each tensor's largest survivor from global removal
+                scores[off + kept_here[torch.argmax(scores[off + kept_here])]] = float("inf")
+        n_remove = min(_n_remove(int(keep.sum()), rate), int(torch.isfinite(scores).sum()))
+        keep[lowest(scores, n_remove)] = False
+        for part, n in zip(torch.split(keep, sizes), ranked):
+            out[n] = part.view_as(step.mask[n])
     return Mask({n: out[n] for n in step.mask.names()})
 
 
