@@ -1,0 +1,325 @@
+"""`python -m benchmarks.report RUN ... [--out FILE]`: one self-contained HTML page for one or many runs.
+
+Per run: the Frankle & Carbin Figure-1 pair (lth_core.figures), the summary tables, where each kind falls
+off (benchmarks.falloff defines it), the config, package versions and commit. With several runs, an overview
+across domains heads the page. Plots are embedded as base64 PNG and there is no script or external link, so
+the file opens anywhere without a network. Default output: report.html in the first RUN folder given.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+
+from benchmarks.cli import OneLineParser, fail  # noqa: E402
+from benchmarks.falloff import DEFINITION, FallOff, falloffs  # noqa: E402
+from benchmarks.runs import Run, load_sources  # noqa: E402
+from benchmarks.significance import TEST, fmt_p, welch  # noqa: E402
+from lth_core.atomic import atomic_write_text  # noqa: E402
+from lth_core.config import opt  # noqa: E402
+from lth_core.errors import UsageError  # noqa: E402
+from lth_core.figures import figure1  # noqa: E402
+from lth_core.tables import gaps, kind_order  # noqa: E402
+
+PROG = "python -m benchmarks.report"
+
+
+@dataclass
+class ReportConfig:
+    """Write one HTML page for the given runs (see the module docstring)."""
+
+    runs: list[str] = opt([], "run folders or folders of runs", positional=True, custom_args={"nargs": "+", "metavar": "RUN"})
+    out: str = opt("", "HTML file to write (default: report.html in the first RUN folder given)")
+    falloff_tolerance: float = opt(0.02, "a kind matches the dense network while its mean is within this fraction of |dense mean|")
+    alpha: float = opt(0.05, "significance level shown beside ticket-vs-control differences")
+
+    def validate(self) -> None:
+        if not 0.0 <= self.falloff_tolerance < 1.0:
+            raise UsageError(f"--falloff-tolerance {self.falloff_tolerance} must be in [0, 1)")
+        if not 0.0 < self.alpha < 1.0:
+            raise UsageError(f"--alpha {self.alpha} must be in (0, 1)")
+
+    def output(self) -> Path:
+        out = Path(self.out) if self.out else Path(self.runs[0]) / "report.html"
+        if out.is_dir():
+            raise UsageError(f"--out {self.out!r} is a folder; give a file name such as {Path(self.out) / 'report.html'}")
+        return out
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
+h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #aaa}h3{margin-top:1.5em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.88em}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}
+img{max-width:100%;border:1px solid #ddd}.note{color:#555;font-size:.9em}.bad{color:#a00}
+details{margin:.5em 0}summary{cursor:pointer;font-weight:600}code{background:#f4f4f4;padding:0 .2em}
+"""
+
+
+# ---- pieces ------------------------------------------------------------------------------------
+def _pct(d: float | None) -> str:
+    return "—" if d is None or (isinstance(d, float) and math.isnan(d)) else f"{d * 100:.3g}%"
+
+
+def _cell(mean: float, std: float, n: int) -> str:
+    if n == 0 or pd.isna(mean):
+        return "—"
+    return f"{mean:.4g} ({n})" if n < 2 or pd.isna(std) else f"{mean:.4g} ± {std:.2g} ({n})"
+
+
+def png_tag(data: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+
+
+def figure1_png(summary: pd.DataFrame) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "figure1.png"
+        figure1(summary, path)
+        return path.read_bytes()
+
+
+def table_html(df: pd.DataFrame) -> str:
+    return df.to_html(index=False, border=0, na_rep="—", escape=True)
+
+
+def kv_table(items: dict) -> str:
+    return table_html(pd.DataFrame({"key": list(items), "value": [str(v) for v in items.values()]}))
+
+
+def score_table(summary: pd.DataFrame, ok: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """Density rows, a column per kind, and the ticket − best control gap with its Welch p-value."""
+    s = summary[summary["n"] > 0].assign(cell=lambda x: [_cell(m, d, n) for m, d, n in zip(x["score_mean"], x["score_std"], x["n"])])
+    wide = s.pivot_table(index=["level", "density"], columns="kind", values="cell", aggfunc="first")
+    wide = wide[kind_order(wide.columns)].reset_index()
+    wide.columns.name = None
+    g = gaps(summary)
+    gap_col, p_col = [], []
+    for lv, d in zip(wide["level"], wide["density"]):
+        row = g[g["level"] == lv] if not g.empty else g
+        if row.empty:
+            gap_col.append("")
+            p_col.append("")
+            continue
+        r = row.iloc[0]
+        test = welch(ok.loc[(ok["level"] == lv) & (ok["kind"] == "ticket"), "score"],
+                     ok.loc[(ok["level"] == lv) & (ok["kind"] == r["best_control"]), "score"])
+        star = " *" if test.significant(alpha) else ""
+        gap_col.append(f"{r['ticket_minus_best_control']:+.4g} (vs {r['best_control']})")
+        p_col.append(fmt_p(test) + star)
+    wide["ticket − best control"] = gap_col
+    wide["p (Welch)"] = p_col
+    wide["density"] = wide["density"].map(_pct)
+    return wide.fillna("—")
+
+
+def early_stop_table(summary: pd.DataFrame) -> pd.DataFrame:
+    s = summary[summary["n"] > 0].assign(cell=lambda x: [_cell(m, d, n) for m, d, n in
+                                                          zip(x["early_stop_step_mean"], x["early_stop_step_std"], x["n"])])
+    wide = s.pivot_table(index=["level", "density"], columns="kind", values="cell", aggfunc="first")
+    wide = wide[kind_order(wide.columns)].reset_index()
+    wide.columns.name = None
+    wide["density"] = wide["density"].map(_pct)
+    return wide.fillna("—")
+
+
+def falloff_table(fo: list[FallOff], alpha: float) -> pd.DataFrame:
+    rows = []
+    for f in fo:
+        if f.falls_off_at is None:
+            rows.append({"kind": f.kind, "matches dense down to": _pct(f.matches_down_to), "falls off at": "does not fall off",
+                         "mean there": "—", "p vs dense there": "—",
+                         "note": f"inside the band at every measured density (lowest {_pct(f.lowest_measured)})"})
+            continue
+        p = fmt_p(f.vs_dense) + (" *" if f.vs_dense.significant(alpha) else "")
+        rows.append({"kind": f.kind,
+                     "matches dense down to": _pct(f.matches_down_to) if f.matches_down_to is not None else "never (outside at the first pruned density)",
+                     "falls off at": _pct(f.falls_off_at), "mean there": _cell(f.mean_there, f.std_there, f.n_there),
+                     "p vs dense there": p, "note": ""})
+    return pd.DataFrame(rows)
+
+
+# ---- sections ----------------------------------------------------------------------------------
+@dataclass
+class TaskView:
+    run: Run
+    domain: str
+    task: str
+    summary: pd.DataFrame
+    ok: pd.DataFrame
+    fo: list[FallOff]
+
+    @property
+    def anchor(self) -> str:
+        return html.escape(f"{self.run.name}-{self.task}".replace("/", "-"))
+
+    @property
+    def higher(self) -> bool:
+        return bool(self.summary["higher_is_better"].iloc[0])
+
+
+def task_views(runs: list[Run], rel_tol: float) -> list[TaskView]:
+    views = []
+    for run in runs:
+        if run.summary.empty:  # no job finished yet
+            continue
+        for (domain, task), s in run.summary.groupby(["domain", "task"], sort=False):
+            ok = run.ok[(run.ok["domain"] == domain) & (run.ok["task"] == task)]
+            views.append(TaskView(run, domain, task, s, ok, falloffs(s, ok, rel_tol)))
+    return sorted(views, key=lambda v: v.domain)  # stable: the given order within a domain
+
+
+def overview(views: list[TaskView]) -> str:
+    rows = []
+    for v in views:
+        s = v.summary[v.summary["n"] > 0]
+        dense = s[s["kind"] == "dense"]
+        pruned = s[s["kind"] != "dense"]
+        row = {"domain": v.domain, "task": f'<a href="#{v.anchor}">{html.escape(v.task)}</a>',
+               "run": html.escape(v.run.name), "metric": f"{v.summary['metric'].iloc[0]} ({'↑' if v.higher else '↓'})",
+               "dense": _cell(dense["score_mean"].iloc[0], dense["score_std"].iloc[0], dense["n"].iloc[0]) if not dense.empty else "—"}
+        if not pruned.empty:
+            low = pruned["density"].min()
+            at = s[(s["density"] - low).abs() < 1e-9]
+            row["lowest density"] = _pct(low)
+            for kind in kind_order(at["kind"]):
+                r = at[at["kind"] == kind].iloc[0]
+                row[f"{kind} there"] = _cell(r["score_mean"], r["score_std"], r["n"])
+        for f in v.fo:
+            row[f"{f.kind} falls off at"] = "—" if f.falls_off_at is None else _pct(f.falls_off_at)
+        rows.append(row)
+    df = pd.DataFrame(rows).fillna("—")
+    return df.to_html(index=False, border=0, escape=False)
+
+
+def advantage_png(views: list[TaskView]) -> bytes | None:
+    """Ticket minus best control, as a fraction of |dense mean|, so domains share one axis."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    drawn, densities = 0, []
+    for v in views:
+        g = gaps(v.summary)
+        dense = v.summary[(v.summary["kind"] == "dense") & (v.summary["n"] > 0)]
+        if g.empty or dense.empty or dense["score_mean"].iloc[0] == 0:
+            continue
+        scale = abs(float(dense["score_mean"].iloc[0]))
+        g = g.sort_values("density", ascending=False)
+        ax.plot(g["density"] * 100, g["advantage"] / scale * 100, marker="o", label=f"{v.domain} · {v.task} ({v.run.name})")
+        drawn += 1
+        densities += list(g["density"] * 100)
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.axhline(0, color="gray", linewidth=1, linestyle=":")
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.3g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ticks = sorted(set(densities), reverse=True)
+    ax.set_xticks(ticks[:: max(1, len(ticks) // 8)])
+    ax.set_xlabel("percent of weights remaining")
+    ax.set_ylabel("ticket advantage over best control\n(% of |dense mean|; > 0 = ticket better)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def run_config(run: Run) -> str:
+    m = run.meta
+    facts = {"run folder": run.path, "config hash": m.get("config_hash"), "preset": m.get("preset") or "—",
+             "git commit": m.get("git_commit"), "budget (steps)": m.get("budget"), "rewind step": m.get("rewind_step"),
+             "seed": m.get("seed"), "architecture hash": m.get("architecture_hash"),
+             "ticket from": (m.get("ticket_from") or {}).get("path", "—") if m.get("ticket_from") else "—",
+             "created": m.get("created"), "finished": m.get("finished", "not finished"),
+             "files recovered from corruption": "; ".join(m.get("recovered") or []) or "none"}
+    parts = [kv_table(facts)]
+    for title, key in (("IMP config", "imp"), ("domain config", "domain_config"), ("package versions", "versions"),
+                       ("prunable tensors (group)", "prunable"), ("rates per tensor", "rates")):
+        if m.get(key):
+            parts.append(f"<details><summary>{title}</summary>{kv_table(m[key])}</details>")
+    return "\n".join(parts)
+
+
+def task_section(v: TaskView, cfg: ReportConfig) -> str:
+    s = v.summary
+    metric = s["metric"].iloc[0]
+    bad = s[(s["diverged"] > 0) | (s["failed"] > 0)]
+    parts = [f'<h3 id="{v.anchor}">{html.escape(v.domain)} · {html.escape(v.task)} '
+             f'<span class="note">({html.escape(v.run.name)})</span></h3>',
+             f'<p class="note">{html.escape(metric)} ({"higher" if v.higher else "lower"} is better): test score at the '
+             'early-stop step chosen on validation; error bars and ± are the standard deviation over trials; (n) trials.</p>',
+             png_tag(figure1_png(s), f"Figure 1 of {v.task}"),
+             "<h4>Score per density</h4>", table_html(score_table(s, v.ok, cfg.alpha)),
+             f'<p class="note">p: {html.escape(TEST)}, ticket vs the best control at that density; * = p &lt; {cfg.alpha}.</p>',
+             "<h4>Early-stop step</h4>", table_html(early_stop_table(s))]
+    if v.fo:
+        parts += ["<h4>Where each kind falls off</h4>", table_html(falloff_table(v.fo, cfg.alpha)),
+                  f'<p class="note">Band edge {v.fo[0].threshold:.4g}: {html.escape(DEFINITION.format(tol=cfg.falloff_tolerance))}; '
+                  f'p: {html.escape(TEST)} against the dense trials.</p>']
+    if not bad.empty:
+        parts.append(f'<p class="bad">{int(bad["diverged"].sum())} diverged and {int(bad["failed"].sum())} failed jobs '
+                     "are left out of the means (see results.csv, column error).</p>")
+    parts.append(f"<details><summary>Config, versions, commit</summary>{run_config(v.run)}</details>")
+    return "\n".join(parts)
+
+
+def build_html(runs: list[Run], cfg: ReportConfig) -> str:
+    views = task_views(runs, cfg.falloff_tolerance)
+    if not views:
+        raise UsageError("the runs given have no finished jobs yet; nothing to report")
+    commits = sorted({str(r.meta.get("git_commit")) for r in runs})
+    body = [f"<h1>lth-bench report</h1>",
+            f'<p class="note">{len(runs)} run(s), {len(views)} task(s); generated {time.strftime("%Y-%m-%d %H:%M:%S")}; '
+            f'commit(s) {html.escape(", ".join(commits))}.</p>',
+            "<h2>Overview</h2>", overview(views),
+            f'<p class="note">Falls off: {html.escape(DEFINITION.format(tol=cfg.falloff_tolerance))}; '
+            "“—” = inside the band at every measured density.</p>"]
+    adv = advantage_png(views)
+    if adv is not None:
+        body += ["<h3>Ticket advantage across tasks</h3>", png_tag(adv, "ticket advantage across tasks")]
+    for domain in dict.fromkeys(v.domain for v in views):
+        body.append(f"<h2>{html.escape(domain)}</h2>")
+        body += [task_section(v, cfg) for v in views if v.domain == domain]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>lth-bench report: {html.escape(', '.join(dict.fromkeys(v.domain for v in views)))}</title>"
+            f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def write_report(cfg: ReportConfig) -> Path:
+    runs = [r for side in load_sources(cfg.runs) for r in side]
+    out = cfg.output()
+    atomic_write_text(out, build_html(runs, cfg))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = OneLineParser(prog=PROG, description=__doc__)
+    parser.add_arguments(ReportConfig, dest="cfg")
+    try:
+        cfg = parser.parse_args(argv).cfg
+        cfg.validate()
+        out = write_report(cfg)
+    except UsageError as e:
+        fail(str(e))
+    print(f"report: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

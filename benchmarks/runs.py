@@ -1,0 +1,89 @@
+"""Reading run folders through the result contract only (run.json + results.csv), for compare and report.
+
+An argument on the command line is a *source*: a run folder (it holds run.json) or a folder that holds run
+folders anywhere below it (e.g. `results/`). Anything else is bad input, reported in one line.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from lth_core.errors import UsageError
+from lth_core.store import RunStore
+from lth_core.tables import CONTRACT_COLUMNS, summarize
+
+REQUIRED = ["domain", "task", "kind", "level", "trial", "density", "metric", "score", "early_stop_step",
+            "final_score", "higher_is_better", "status"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run folder: its run.json and its results.csv (every row, whatever its status)."""
+
+    path: Path
+    meta: dict[str, Any]
+    results: pd.DataFrame
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        """Rows of jobs that trained (diverged or failed ones carry no score)."""
+        return self.results[self.results["status"] == "ok"]
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        return summarize(self.results)
+
+    def tasks(self) -> list[tuple[str, str]]:
+        return list(dict.fromkeys(zip(self.results["domain"], self.results["task"])))
+
+
+def load_run(folder: Path) -> Run:
+    meta = RunStore(folder).meta()  # UsageError when run.json is missing or unreadable
+    csv = folder / "results.csv"
+    if not csv.is_file():
+        raise UsageError(f"{folder} is a run folder without results.csv yet (no level has finished)")
+    try:
+        df = pd.read_csv(csv)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise UsageError(f"{csv} is not a readable results table ({type(e).__name__})") from None
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise UsageError(f"{csv} lacks the contract columns {missing} (expected at least {CONTRACT_COLUMNS})")
+    df["density"] = df["density"].astype(float).round(6)
+    df["higher_is_better"] = df["higher_is_better"].map(_as_bool)
+    for col in ("score", "final_score", "early_stop_step"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    return Run(path=folder.resolve(), meta=meta, results=df)
+
+
+def _as_bool(v: Any) -> bool:
+    return v if isinstance(v, bool) else str(v).strip().lower() in ("true", "1", "yes")
+
+
+def find_runs(source: str | Path) -> list[Run]:
+    """The runs of one source: the folder itself when it is a run, else every run folder below it."""
+    path = Path(source)
+    if not path.exists():
+        raise UsageError(f"{str(source)!r} does not exist; give a run folder (with run.json) or a folder of runs")
+    if not path.is_dir():
+        raise UsageError(f"{str(source)!r} is a file, not a run folder (with run.json) or a folder of runs")
+    if (path / "run.json").is_file():
+        return [load_run(path)]
+    folders = sorted({p.parent for p in path.rglob("run.json")})
+    if not folders:
+        raise UsageError(f"{str(source)!r} is not a run folder (no run.json) and holds no run folders")
+    return [load_run(f) for f in folders]
+
+
+def load_sources(sources: list[str]) -> list[list[Run]]:
+    if not sources:
+        raise UsageError("give at least one run folder or folder of runs")
+    return [find_runs(s) for s in sources]
