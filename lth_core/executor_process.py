@@ -1,7 +1,8 @@
 """`--executor process`: worker processes on this machine, sharing its cores.
 
-Each worker rebuilds the adapter once from the picklable factory (not once per job) and gets
-`cores // workers` torch threads, so the workers together use the machine without oversubscribing it.
+Each worker rebuilds the adapter once from the picklable factory (not once per job). Every job trains with
+`--cpus-per-job` torch threads (as under `local` and `ray`, so the numbers are the same), and by default
+there are `cores // cpus-per-job` workers: the cores are split between them, none oversubscribed.
 Workers only train and return outcomes; the driver alone writes the run store.
 
 A worker that dies (kill -9, out-of-memory killer, segfault) breaks a `ProcessPoolExecutor` and every
@@ -20,11 +21,12 @@ from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.queues import SimpleQueue
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from lth_core.errors import UsageError
-from lth_core.executors import (EXECUTORS, WORKER_DEATH_RETRIES, AdapterFactory, Executor, available_cores,
-                                train_safely, worker_died)
+from lth_core.executors import (EXECUTORS, WORKER_DEATH_RETRIES, AdapterFactory, Executor, WorkerStartError,
+                                available_cores, build_in_worker, job_threads, train_safely, worker_died)
 from lth_core.job import Job, Outcome
 
 if TYPE_CHECKING:
@@ -34,37 +36,76 @@ if TYPE_CHECKING:
 _WORKER: dict[str, Any] = {}  # inside a worker process only: its adapter and the queue it reports starts on
 
 
-def _exit_when_orphaned(parent: int) -> None:
-    """A worker whose driver was killed -9 exits instead of lingering (the pool cannot tell it to)."""
+def _started_at(pid: int) -> str | None:
+    """The start time of a live process (so a reused pid is not taken for it); None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None if not _exists(pid) else "?"  # no /proc (not Linux): fall back on the pid alone
+    return None if fields[0] in "ZX" else fields[19]
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _exit_with_driver(driver: int) -> None:
+    """A worker whose driver was killed -9 exits instead of lingering: the pool cannot tell it to, and its
+    parent (the fork server) lives on while any worker holds the server's pipe, so it watches the driver."""
+    born = _started_at(driver)
+    if born is None:  # the driver died before this worker got going
+        os._exit(1)
 
     def watch() -> None:
-        while os.getppid() == parent:
+        while _started_at(driver) == born:
             time.sleep(0.5)
         os._exit(1)
 
-    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+    threading.Thread(target=watch, name="driver-watch", daemon=True).start()
 
 
-def _init_worker(factory: AdapterFactory, threads: int, parent: int, starts: SimpleQueue) -> None:
-    _exit_when_orphaned(parent)
+def _init_worker(factory: AdapterFactory, threads: int, driver: int, starts: SimpleQueue) -> None:
+    _exit_with_driver(driver)
     import torch
 
     torch.set_num_threads(threads)
-    adapter = factory()
-    atexit.register(adapter.close)
-    _WORKER.update(adapter=adapter, starts=starts)
+    _WORKER.update(starts=starts, threads=threads)
+    try:
+        _WORKER["adapter"] = build_in_worker(factory)
+    except (UsageError, WorkerStartError) as e:  # sent back with the first job, to stop the run with it
+        _WORKER["error"] = e
+        return
+    atexit.register(_WORKER["adapter"].close)
 
 
 def _train_in_worker(job: Job) -> Outcome:
     _WORKER["starts"].put(job.key)
-    return train_safely(_WORKER["adapter"], job)
+    if "error" in _WORKER:
+        raise _WORKER["error"]
+    return train_safely(_WORKER["adapter"], job, threads=_WORKER["threads"])
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """Never plain fork (torch's threads and locks do not survive it). A fork server that has imported torch
+    once starts each worker in milliseconds, which matters when a pool is rebuilt after a worker died."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["torch", "lth_core.executor_process"])
+    return ctx
 
 
 def _outcome(future: Future) -> Outcome:
     """The future's outcome; an error raised outside the training itself (e.g. pickling) becomes a failed row."""
     try:
         return future.result()
-    except (UsageError, KeyboardInterrupt):
+    except (UsageError, WorkerStartError, KeyboardInterrupt):
         raise
     except Exception as e:
         return Outcome.failed("failed", f"{type(e).__name__}: {e}")
@@ -72,26 +113,26 @@ def _outcome(future: Future) -> Outcome:
 
 @EXECUTORS.register("process")
 class ProcessExecutor(Executor):
-    """Jobs on `--workers` spawned processes (0 = one per core), each with `cores // workers` torch threads."""
+    """Jobs on `--workers` processes (0 = cores // cpus-per-job), each job with `--cpus-per-job` torch threads."""
 
     def __init__(self, adapter: Adapter, factory: AdapterFactory, options: RunOptions) -> None:
         super().__init__(adapter, factory, options)
         if options.workers < 0:
             raise UsageError(f"--workers {options.workers} must be >= 0 (0 = one per core)")
-        cores = available_cores()
-        self.workers = options.workers or cores
-        self.threads = max(1, cores // self.workers)
+        self.threads = job_threads(options)
+        self.workers = options.workers or max(1, available_cores() // self.threads)
         self._pool: ProcessPoolExecutor | None = None
         self._starts: SimpleQueue | None = None
         self._started: set[str] = set()  # keys of jobs a worker of the current pool has started
         self.deaths = 0  # worker deaths seen in this run (for reports and tests)
+        self._context = _context()
 
     # ---- the pool --------------------------------------------------------------------------
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            ctx = multiprocessing.get_context("spawn")  # no fork: torch's threads and locks do not survive it
-            self._starts = ctx.SimpleQueue()
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx, initializer=_init_worker,
+            self._starts = self._context.SimpleQueue()
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context,
+                                             initializer=_init_worker,
                                              initargs=(self.factory, self.threads, os.getpid(), self._starts))
         return self._pool
 

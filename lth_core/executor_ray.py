@@ -1,22 +1,24 @@
 """`--executor ray`: jobs as Ray tasks on a cluster (`--ray-address auto|HOST:PORT`) or a local instance.
 
-Each job is one task reserving `--cpus-per-job` CPUs and `--gpus-per-job` GPUs (fractions share a GPU;
-Ray sets CUDA_VISIBLE_DEVICES for the task). A Ray worker process rebuilds the adapter once per run from
-the factory and keeps it for the following jobs. A worker that dies mid-job (node lost, kill -9, out of
-memory) is Ray's to retry (`max_retries`); after that the job is recorded as failed with Ray's error and the
-run goes on. Tasks only return outcomes: the driver alone writes the run store.
+Each job is one task reserving `--cpus-per-job` CPUs (and training with as many torch threads, as under
+`local` and `process`) and `--gpus-per-job` GPUs (fractions share a GPU; Ray sets CUDA_VISIBLE_DEVICES).
+A Ray worker process rebuilds the adapter once per run from the factory and keeps it for the following jobs.
+A worker that dies mid-job (node lost, kill -9, out of memory) is Ray's to retry (`max_retries`); after that
+the job is recorded as failed with Ray's error and the run goes on. Tasks only return outcomes: the driver
+alone writes the run store.
 """
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import uuid
 from collections import deque
 from typing import TYPE_CHECKING, Any, Iterator
 
 from lth_core.errors import UsageError
-from lth_core.executors import (EXECUTORS, WORKER_DEATH_RETRIES, AdapterFactory, Executor, available_cores,
-                                train_safely, worker_died)
+from lth_core.executors import (EXECUTORS, WORKER_DEATH_RETRIES, AdapterFactory, Executor, WorkerStartError,
+                                available_cores, build_in_worker, job_threads, train_safely, worker_died)
 from lth_core.job import Job, Outcome
 
 if TYPE_CHECKING:
@@ -29,14 +31,11 @@ _ADAPTER: dict[str, Adapter] = {}  # inside a Ray worker only: run token -> the 
 def _train_task(token: str, factory: AdapterFactory, threads: int, job: Job) -> Outcome:
     adapter = _ADAPTER.get(token)
     if adapter is None:
-        import torch
-
         for old in _ADAPTER.values():  # a worker that served an earlier run releases that run's adapter
             old.close()
         _ADAPTER.clear()
-        torch.set_num_threads(threads)
-        adapter = _ADAPTER[token] = factory()
-    return train_safely(adapter, job)
+        adapter = _ADAPTER[token] = build_in_worker(factory)
+    return train_safely(adapter, job, threads=threads)
 
 
 def _import_ray() -> Any:
@@ -55,6 +54,18 @@ def _driver_paths() -> str:
     return os.pathsep.join(keep + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
 
+def _unreachable(address: str) -> str | None:
+    """Why nothing answers at HOST:PORT (Ray itself would retry for many minutes), or None."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:  # 'auto' and ray:// client addresses: Ray's to check
+        return None
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as e:
+        return e.strerror or type(e).__name__
+    return None
+
+
 def connect(options: RunOptions) -> bool:
     """Join the cluster at `--ray-address`, or start a light local instance; True when this call started Ray.
 
@@ -65,11 +76,14 @@ def connect(options: RunOptions) -> bool:
         return False
     if options.ray_address:
         try:
+            why = _unreachable(options.ray_address)
+            if why is not None:
+                raise ConnectionError(f"nothing answers: {why}")
             ray.init(address=options.ray_address)
         except (ConnectionError, ValueError, RuntimeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UsageError(f"--ray-address {options.ray_address!r}: cannot join a Ray cluster there ({first}); "
-                             "start one with `ray start --head`, or pass --ray-address '' for a local instance") from None
+            raise UsageError(f"--ray-address {options.ray_address!r}: cannot join a Ray cluster there ({first}); start "
+                             "one with `ray start --head`, or pass --ray-address '' for a local instance") from None
     else:
         if options.workers < 0:
             raise UsageError(f"--workers {options.workers} must be >= 0 (0 = one per core)")
@@ -94,7 +108,7 @@ class RayExecutor(Executor):
         except UsageError:
             self.close()
             raise
-        self.threads = max(1, int(options.cpus_per_job))
+        self.threads = job_threads(options)
         self._token = uuid.uuid4().hex
         self._factory = self.ray.put(factory)
         self._task = self.ray.remote(_train_task).options(
@@ -126,7 +140,7 @@ class RayExecutor(Executor):
         try:
             return self.ray.get(ref)
         except exc.RayTaskError as e:  # raised by our own code in the task, outside train_safely's net
-            if isinstance(e.cause, (UsageError, KeyboardInterrupt)):
+            if isinstance(e.cause, (UsageError, WorkerStartError, KeyboardInterrupt)):
                 raise e.cause from None
             return Outcome.failed("failed", f"{type(e.cause).__name__}: {e.cause}")
         except exc.RayError as e:  # the worker or its node died on every attempt

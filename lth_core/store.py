@@ -6,7 +6,8 @@ Layout of a run folder:
   state/*.pt            plain tensors: rewind weights per trial, ticket masks and trained ticket weights per level
   results.csv, summary.csv, summary.md, figure1.png   derived from jobs/ — rebuilt whenever the run writes them
 A record is written only after the state it points to, so a kill at any moment loses at most the job in flight.
-A record or state file that cannot be read is moved aside to `corrupt/` (never silently dropped) and recomputed.
+A file that cannot be read is moved aside to `corrupt/` (never silently dropped), noted in run.json's `recovered`
+list, and recomputed; every file is checked when a run opens its folder (lth_core/integrity.py).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class RunStore:
         self.jobs_dir = self.path / "jobs"
         self.state_dir = self.path / "state"
         self._lock: FileLock | None = None
-        self.recovered: list[str] = []  # files found corrupt and moved aside this session
+        self.recovered: list[str] = []  # files found corrupt and moved aside this session (run.json: all sessions)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def open(self, meta: dict[str, Any]) -> "RunStore":
@@ -44,14 +45,21 @@ class RunStore:
         atomic_write_json(self.path / ".lock.owner", {"pid": os.getpid(), "host": socket.gethostname(),
                                                        "since": time.strftime("%Y-%m-%dT%H:%M:%S")})
         run_json = self.path / "run.json"
-        existing = self._read_json(run_json)
+        try:
+            existing = self._read_json(run_json)
+        except UsageError:  # the folder is named by this very config's hash: its run.json is rebuilt from it
+            existing = None
+            self._quarantine(run_json, "unreadable JSON; rewritten from this command's config")
         if existing is not None and existing.get("config_hash") != meta["config_hash"]:
             self.close()
             raise UsageError(f"{run_json} belongs to config {existing.get('config_hash', '?')[:12]}, not {meta['config_hash'][:12]}")
         if existing is None:
-            atomic_write_json(run_json, meta)
+            atomic_write_json(run_json, {**meta, "recovered": list(self.recovered)})
         self.jobs_dir.mkdir(exist_ok=True)
         self.state_dir.mkdir(exist_ok=True)
+        from lth_core.integrity import check_run_folder
+
+        check_run_folder(self)
         return self
 
     def _holder(self) -> str:
@@ -73,15 +81,30 @@ class RunStore:
         return m
 
     def update_meta(self, **fields: Any) -> None:
-        atomic_write_json(self.path / "run.json", {**self.meta(), **fields})
+        """Update run.json; a `recovered` list is added to the one already there, not put in its place."""
+        meta = self.meta()
+        if "recovered" in fields:
+            fields["recovered"] = list(dict.fromkeys([*meta.get("recovered", []), *fields["recovered"]]))
+        atomic_write_json(self.path / "run.json", {**meta, **fields})
 
     # ---- corruption handling ---------------------------------------------------------------
+    def note(self, what: str) -> None:
+        """Record a repair in `recovered`, and at once in run.json when this process holds the folder."""
+        self.recovered.append(what)
+        if self._lock is not None and (self.path / "run.json").is_file():
+            try:
+                self.update_meta(recovered=[what])
+            except UsageError:  # run.json itself is the damaged file: open() rewrites it with the list
+                pass
+
     def _quarantine(self, file: Path, why: str) -> None:
         dest = self.path / "corrupt"
         dest.mkdir(exist_ok=True)
-        target = dest / f"{file.name}.{int(time.time() * 1000)}"
+        target = dest / f"{file.name}.{time.time_ns()}"
         os.replace(file, target)
-        self.recovered.append(f"{file.relative_to(self.path)} ({why}) -> {target.relative_to(self.path)}")
+        self.note(f"{file.relative_to(self.path)} ({why}) -> {target.relative_to(self.path)}")
+
+    quarantine = _quarantine
 
     def _read_json(self, file: Path) -> dict | None:
         if not file.exists():

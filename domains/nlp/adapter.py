@@ -1,0 +1,77 @@
+"""NLP: fairseq Transformers trained by fairseq's own Trainer, scored by sacreBLEU; LSTM language models by perplexity.
+
+Data is tokenised (sentencepiece learned on the training split) and binarised by fairseq once per
+data identity, in a cache shared by all jobs and workers (prepare.py). Each job builds the model
+from fairseq's task and dictionaries, loads the job's weights, holds the mask with MaskHold and
+trains with `fairseq.trainer.Trainer` (label-smoothed cross-entropy, Adam, inverse-sqrt warm-up);
+see train.py. Prunable: attention projections and feed-forward weights (LSTM: the recurrent
+weights); embeddings and the output projection with --prune-embeddings, where a tied embedding is
+one tensor of the mask under its first name.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from domains.nlp.config import NLPConfig
+from domains.nlp.presets import PRESETS
+from lth_core.adapter import Adapter, Metric
+from lth_core.job import Job, Outcome
+
+
+class NLPAdapter(Adapter):
+    domain = "nlp"
+    Config = NLPConfig
+    presets = PRESETS
+
+    def __init__(self, config: NLPConfig) -> None:
+        super().__init__(config)
+        self._session = None
+
+    def __getstate__(self) -> dict:  # the fairseq session is rebuilt in a worker, not pickled
+        state = dict(self.__dict__)
+        state["_session"] = None
+        return state
+
+    @property
+    def session(self):
+        if self._session is None:
+            from domains.nlp.prepare import prepare
+            from domains.nlp.session import Session
+
+            if not self.config.data_fingerprint:
+                self.config.validate()
+            self._session = Session(self.config, prepare(self.config))
+        return self._session
+
+    def task(self) -> str:
+        c = self.config
+        data = {"folder": Path(c.data_dir).name or "folder", "hf": c.hf_dataset, "synthetic": "synthetic"}[c.dataset]
+        langs = f"{c.src}-{c.tgt}" if c.task == "translation" else c.src
+        return f"{data}.{langs}/{c.arch}"
+
+    def metric(self) -> Metric:
+        from domains.nlp.tasks import TASKS
+
+        return TASKS.get(self.config.task).metric
+
+    def build(self, seed: int) -> nn.Module:
+        return self.session.build_model(seed)
+
+    def prunable(self, model: nn.Module, biases: bool) -> dict[str, str]:
+        from domains.nlp.models import prunable_groups
+
+        return prunable_groups(model, biases, self.config.prune_embeddings)
+
+    def budget(self) -> int:
+        return self.config.updates()
+
+    def train(self, job: Job) -> Outcome:
+        from domains.nlp.prepare import cache_root
+        from domains.nlp.train import run_job
+
+        return run_job(self.session, job, cache_root(self.config) / "scratch")
+
+    def close(self) -> None:
+        self._session = None

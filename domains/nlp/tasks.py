@@ -1,0 +1,116 @@
+"""What is learned: per task, the fairseq flags (task, criterion), the reported metric and how the test split is scored.
+
+translation: label-smoothed cross-entropy; test = corpus BLEU (sacreBLEU) of detokenised beam-search
+output against the raw references (higher is better).
+language_modeling: cross-entropy; test = perplexity on the test split (lower is better).
+Both select the early-stopping step on validation cross-entropy per token (nats, no smoothing).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import torch
+from torch import nn
+
+from lth_core.adapter import Metric
+from lth_core.registry import Registry
+
+if TYPE_CHECKING:
+    from domains.nlp.config import NLPConfig
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    metric: Metric
+    flags: Callable[["NLPConfig"], list[str]]  # fairseq flags naming the task, criterion and tying
+    score_test: Callable[..., float]  # (session, model) -> the reported metric on the test split
+
+
+TASKS: Registry[TaskSpec] = Registry("task")
+
+
+def loss_on(session, model: nn.Module, split: str) -> float:
+    """Cross-entropy per target token in nats (no label smoothing), over a whole split."""
+    from fairseq import utils
+
+    task, criterion = session.task, session.criterion
+    itr = task.get_batch_iterator(
+        dataset=task.dataset(split), max_tokens=session.cfg.dataset.max_tokens_valid,
+        max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
+        ignore_invalid_inputs=False, seed=1, epoch=1, disable_iterator_cache=True).next_epoch_itr(shuffle=False)
+    was_training = model.training
+    model.eval()
+    total, ntokens = 0.0, 0
+    with torch.no_grad():
+        for sample in itr:
+            sample = session.to_device(sample)
+            net_output = model(**sample["net_input"])
+            lprobs = model.get_normalized_probs(net_output, log_probs=True)
+            target = model.get_targets(sample, net_output)
+            nll = nn.functional.nll_loss(lprobs.view(-1, lprobs.size(-1)), target.view(-1),
+                                         ignore_index=criterion.padding_idx, reduction="sum")
+            total += float(nll)
+            ntokens += int(sample["ntokens"])
+    model.train(was_training)
+    return total / max(ntokens, 1)
+
+
+def _translation_flags(cfg: "NLPConfig") -> list[str]:
+    flags = ["--task", "translation", "--source-lang", cfg.src, "--target-lang", cfg.tgt,
+             "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", str(cfg.label_smoothing),
+             "--beam", str(cfg.beam), "--lenpen", str(cfg.lenpen), "--max-len-a", "1.2", "--max-len-b", "10"]
+    if cfg.share_embeddings:
+        flags.append("--share-all-embeddings")
+    return flags
+
+
+def corpus_bleu(session, model: nn.Module) -> float:
+    """sacreBLEU corpus BLEU of beam search on the test split, detokenised, against the raw references."""
+    import sacrebleu
+    from fairseq import utils
+    from fairseq.data import data_utils
+
+    from domains.nlp.prepare import TOKENIZERS, test_references
+
+    task = session.task
+    refs = test_references(Path(session.cfg.task.data))
+    dataset = task.dataset("test")
+    if len(dataset) != len(refs):
+        raise RuntimeError(f"test split has {len(dataset)} sentences but {len(refs)} references")
+    was_training = model.training
+    model.eval()
+    generator = task.build_generator([model], session.cfg.generation)
+    itr = task.get_batch_iterator(
+        dataset=dataset, max_tokens=session.cfg.dataset.max_tokens_valid,
+        max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
+        ignore_invalid_inputs=False, seed=1, epoch=1, disable_iterator_cache=True).next_epoch_itr(shuffle=False)
+    post = TOKENIZERS.get(session.config.tokenizer).post_process
+    hyps: dict[int, str] = {}
+    for sample in itr:
+        sample = session.to_device(sample)
+        out = task.inference_step(generator, [model], sample)
+        for i, sid in enumerate(sample["id"].tolist()):
+            text = task.target_dictionary.string(out[i][0]["tokens"].int().cpu())
+            hyps[sid] = data_utils.post_process(text, post) if post else text
+    model.train(was_training)
+    ordered = [hyps[i] for i in range(len(refs))]
+    return float(sacrebleu.corpus_bleu(ordered, [refs], tokenize=session.config.bleu_tokenize).score)
+
+
+def _lm_flags(cfg: "NLPConfig") -> list[str]:
+    flags = ["--task", "language_modeling", "--criterion", "cross_entropy",
+             "--tokens-per-sample", str(cfg.tokens_per_sample), "--sample-break-mode", "none"]
+    if cfg.share_embeddings:
+        flags.append("--share-decoder-input-output-embed")
+    return flags
+
+
+def test_perplexity(session, model: nn.Module) -> float:
+    return math.exp(loss_on(session, model, "test"))
+
+
+TASKS.add("translation", TaskSpec(Metric("bleu", True, "val_loss", False), _translation_flags, corpus_bleu))
+TASKS.add("language_modeling", TaskSpec(Metric("perplexity", False, "val_loss", False), _lm_flags, test_perplexity))

@@ -1,0 +1,84 @@
+"""The RL adapter: SB3 policies as the model, env steps as the budget, mean evaluation return as the metric.
+
+How the mask meets SB3: `train` builds SB3's algorithm (its env, its optimizer — RMSprop for A2C, Adam for
+PPO and DQN — its buffers), loads the job's weights into `model.policy` and holds the mask there with
+`lth_core.hold.MaskHold`: pruned entries zeroed in place, their gradients masked by hooks on the
+Parameters, so SB3's own optimizer keeps them exactly zero through `learn()`. DQN's target network holds
+the Q-network's mask as a mirror, re-zeroed after every rollout (target updates happen inside rollouts).
+
+How heads are ranked: see `domains.rl.policy` — output heads have their own groups (`action_head`,
+`value_head`, `q_head`) and the presets give them a rate override, which keeps them out of a global
+magnitude ranking (SB3's action head is initialised 100x smaller than hidden layers and would be pruned
+away whole) and prunes them layerwise at their own rate.
+
+Metric: mean return of the deterministic policy over `eval_episodes` fixed, separately seeded episodes.
+Validation episodes choose the early-stopping step; test episodes (other seeds) give the reported score
+there and at the end. `threshold_step` (a result column) is the first evaluation step whose validation
+return reached the env's `reward_threshold` (NaN when never, or when the env has none).
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+from torch import nn
+
+from domains.rl.algos import ALGOS
+from domains.rl.config import RLConfig, parse_algo_kwargs
+from domains.rl.envs import probe
+from domains.rl.policy import make_policy, parse_arch, policy_kwargs, policy_name, prunable_groups
+from domains.rl.presets import PRESETS
+from domains.rl.train import Setup, train_job
+from lth_core.adapter import Adapter, Metric
+from lth_core.job import Job, Outcome
+from lth_core.presets import Preset
+
+
+class RLAdapter(Adapter):
+    domain = "rl"
+    Config = RLConfig
+    presets: ClassVar[dict[str, Preset]] = PRESETS
+
+    def __init__(self, config: RLConfig) -> None:
+        super().__init__(config)
+        config.validate()  # before anything is built or written: a bad env or algo is one UsageError line
+        self.info = probe(config.env, config.frame_stack)
+        self.algo = ALGOS.get(config.algo)
+        arch_text = self.info.net_arch if config.net_arch.strip() == "env" else config.net_arch
+        self.net_arch = parse_arch(arch_text)
+        self.policy_kwargs = policy_kwargs(self.net_arch, config.activation)
+        self.setup = self._setup()
+
+    def _setup(self) -> Setup:
+        c, family = self.config, self.info.family
+        kwargs = self.algo.kwargs(family)
+        for k in self.algo.scaled:
+            if k in kwargs:
+                kwargs[k] = c.scaled(kwargs[k])
+        kwargs.update(parse_algo_kwargs(c.algo_kwargs))
+        if c.learning_rate > 0:
+            kwargs["learning_rate"] = c.learning_rate
+        cnn = policy_name(self.info.observation_space) == "CnnPolicy"
+        return Setup(info=self.info, algo=self.algo, algo_kwargs=kwargs, policy_kwargs=self.policy_kwargs,
+                     n_envs=c.n_envs or self.algo.envs(family), eval_every=c.scaled(c.eval_every),
+                     eval_episodes=c.eval_episodes, max_episode_steps=c.max_episode_steps,
+                     device=c.torch_device(cnn), progress=c.job_progress)
+
+    def task(self) -> str:
+        kind = policy_name(self.info.observation_space).removesuffix("Policy").lower()
+        arch = "x".join(map(str, self.net_arch)) if self.net_arch else "default"
+        return f"{self.config.env}/{self.config.algo}-{kind}{arch}"
+
+    def metric(self) -> Metric:
+        return Metric(name="return", higher_is_better=True, val_name="val_return", val_higher_is_better=True)
+
+    def budget(self) -> int:
+        return self.config.scaled(self.config.timesteps or self.info.timesteps)
+
+    def build(self, seed: int) -> nn.Module:
+        return make_policy(self.algo, self.info.observation_space, self.info.action_space, self.policy_kwargs, seed)
+
+    def prunable(self, model: nn.Module, biases: bool) -> dict[str, str]:
+        return prunable_groups(model, biases)
+
+    def train(self, job: Job) -> Outcome:
+        return train_job(self.setup, job)

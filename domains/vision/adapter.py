@@ -1,0 +1,77 @@
+"""The vision domain's seam to the engine: builds classifiers, names their prunable tensors, trains jobs."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from domains.vision import models
+from domains.vision.config import VisionConfig
+from domains.vision.data import DATASETS, Data, load
+from domains.vision.presets import PRESETS
+from domains.vision.train import train_job
+from lth_core.adapter import Adapter, Metric
+from lth_core.errors import UsageError
+from lth_core.job import Job, Outcome
+
+
+class VisionAdapter(Adapter):
+    """Image / 1-D signal classification; score = test accuracy at the iteration of minimum validation loss."""
+
+    domain = "vision"
+    Config = VisionConfig
+    presets = PRESETS
+
+    def __init__(self, config: VisionConfig) -> None:
+        super().__init__(config)
+        self.config: VisionConfig = config
+        self._data: Data | None = None
+
+    # --- what the engine asks -------------------------------------------------------------------
+    def task(self) -> str:
+        return f"{self.config.dataset}/{self.config.model}"
+
+    def metric(self) -> Metric:
+        return Metric(name="test_accuracy", higher_is_better=True, val_name="val_loss", val_higher_is_better=False)
+
+    def build(self, seed: int) -> nn.Module:
+        spec = DATASETS.get(self.config.dataset)
+        with torch.random.fork_rng(devices=[]):  # the model's own initializer, seeded, leaving global RNG as it was
+            torch.manual_seed(seed)
+            return models.create(self.config.model, spec.shape, spec.classes)
+
+    def prunable(self, model: nn.Module, biases: bool) -> dict[str, str]:
+        return models.prunable_groups(model, biases)
+
+    def budget(self) -> int:
+        return self.config.total_iterations()
+
+    def train(self, job: Job) -> Outcome:
+        c = self.config
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        model = self.build(job.seed)
+        model.load_state_dict(job.weights)
+        return train_job(model, self.data(), job, c, c.torch_device())
+
+    def train_batch(self, jobs: list[Job]) -> list[Outcome] | None:
+        """The jobs of a level in one vmapped pass (see domains/vision/batched.py); None if not batchable."""
+        from domains.vision.batched import train_batch
+
+        c = self.config
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        return train_batch(self.build(0), self.data(), jobs, c, c.torch_device())
+
+    def close(self) -> None:
+        self._data = None
+
+    # --- the domain's own -----------------------------------------------------------------------
+    def data(self) -> Data:
+        """The dataset, loaded once per adapter (per worker process) and kept on the training device."""
+        if self._data is None:
+            data = load(self.config)
+            if self.config.batch_size > len(data.train):
+                raise UsageError(f"--batch-size {self.config.batch_size} exceeds the {len(data.train)} training "
+                                 f"examples of {self.config.dataset}")
+            self._data = data.to(self.config.torch_device())
+        return self._data

@@ -1,0 +1,120 @@
+"""The vision domain's flags: data, model, optimisation schedule, evaluation cadence and where it runs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lth_core.config import DomainConfig, opt
+from lth_core.errors import UsageError
+
+
+def parse_steps(text: str, flag: str) -> list[int]:
+    """'20000,25000' -> [20000, 25000] (iteration counts, ascending)."""
+    out = []
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        try:
+            value = int(item)
+        except ValueError:
+            raise UsageError(f"--{flag} item {item!r} must be an integer iteration, e.g. '20000,25000'") from None
+        if value <= 0:
+            raise UsageError(f"--{flag} item {item!r} must be a positive iteration")
+        out.append(value)
+    if out != sorted(out):
+        raise UsageError(f"--{flag} {text!r} must be ascending")
+    return out
+
+
+@dataclass
+class VisionConfig(DomainConfig):
+    """One classification task trained by our in-memory loop; iterations count optimizer steps."""
+
+    dataset: str = opt("mnist1d", "dataset: mnist1d, digits (embedded); mnist, fashion-mnist, cifar10, cifar100 (from --data-dir)")
+    model: str = opt("mlp", "model: mlp, cnn1d, lenet_300_100, lenet5, conv2, conv4, conv6, vgg11, vgg16, vgg19, resnet20, resnet56, resnet18")
+    data_dir: str = opt("data", "folder holding datasets in torchvision's layout (e.g. DIR/MNIST/raw/*-ubyte)",
+                        identity=False)
+    download: bool = opt(False, "download missing torchvision datasets into --data-dir", identity=False)
+    iterations: int = opt(3000, "training iterations (optimizer steps) per training, before --budget-scale")
+    batch_size: int = opt(100, "minibatch size")
+    optimizer: str = opt("adam", "optimizer: sgd (with --momentum, --nesterov), adam, adamw")
+    lr: float = opt(1e-3, "learning rate (peak, after any warm-up)")
+    momentum: float = opt(0.0, "SGD momentum (sgd only)")
+    nesterov: bool = opt(False, "Nesterov momentum (sgd only)")
+    weight_decay: float = opt(0.0, "weight decay (L2 for sgd/adam, decoupled for adamw)")
+    lr_milestones: str = opt("", "iterations at which the learning rate is multiplied by --lr-gamma, e.g. '20000,25000'")
+    lr_gamma: float = opt(0.1, "learning-rate factor at each milestone")
+    warmup: int = opt(0, "iterations of linear learning-rate warm-up from 0")
+    eval_every: int = opt(100, "iterations between evaluations on validation (early stopping) and test")
+    val_size: int = opt(0, "training examples held out for validation (0 = the dataset's default, 5,000 for MNIST/CIFAR)")
+    train_size: int = opt(0, "use only this many of the remaining training examples (0 = all)")
+    mnist1d_samples: int = opt(10000, "MNIST-1D examples generated, 4 in 5 for training and 1 in 5 for test (the paper's file has 5,000)")
+    augment: str = opt("auto", "training augmentation: auto (the dataset's usual one), none, crop_flip")
+    budget_scale: float = opt(1.0, "multiply iterations, milestones, warm-up and eval cadence by this (e.g. 0.002 for a smoke run)")
+    eval_batch: int = opt(2000, "examples per forward pass during evaluation", identity=False)
+    device: str = opt("cpu", "device: cpu, cuda, cuda:N or auto", identity=False)
+    threads: int = opt(0, "torch CPU threads per training (0 = leave it to the executor and torch); 1 is "
+                            "fastest for small models and when jobs share cores", identity=False)
+
+    # --- derived schedule, all in scaled iterations ---
+    def scaled(self, n: int) -> int:
+        return max(1, int(round(n * self.budget_scale)))
+
+    def total_iterations(self) -> int:
+        return self.scaled(self.iterations)
+
+    def milestones(self) -> list[int]:
+        return [self.scaled(m) for m in parse_steps(self.lr_milestones, "lr-milestones")]
+
+    def warmup_iterations(self) -> int:
+        return self.scaled(self.warmup) if self.warmup > 0 else 0
+
+    def eval_cadence(self) -> int:
+        return self.scaled(self.eval_every)
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def validate(self) -> None:
+        from domains.vision.augment import AUGMENTS
+        from domains.vision.data import DATASETS
+        from domains.vision.models import MODELS, create
+        from domains.vision.optim import OPTIMIZERS
+
+        DATASETS.check(self.dataset)
+        MODELS.check(self.model)
+        OPTIMIZERS.check(self.optimizer)
+        if self.augment != "auto":
+            AUGMENTS.check(self.augment)
+        for name in ("iterations", "batch_size", "eval_every", "eval_batch", "mnist1d_samples"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} must be >= 1")
+        for name in ("val_size", "train_size", "warmup", "threads"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} must be >= 0")
+        if not self.lr > 0:
+            raise UsageError(f"--lr {self.lr} must be > 0")
+        if not 0.0 <= self.momentum < 1.0:
+            raise UsageError(f"--momentum {self.momentum} must be in [0, 1)")
+        if self.weight_decay < 0:
+            raise UsageError(f"--weight-decay {self.weight_decay} must be >= 0")
+        if not 0.0 < self.budget_scale <= 1.0:
+            raise UsageError(f"--budget-scale {self.budget_scale} must be in (0, 1]")
+        if not self.lr_gamma > 0:
+            raise UsageError(f"--lr-gamma {self.lr_gamma} must be > 0")
+        if any(m >= self.iterations for m in parse_steps(self.lr_milestones, "lr-milestones")):
+            raise UsageError(f"--lr-milestones {self.lr_milestones!r} must lie below --iterations {self.iterations}")
+        valid_devices = "cpu, cuda, cuda:N, auto"
+        try:
+            dev = self.torch_device()
+        except RuntimeError:
+            raise UsageError(f"--device {self.device!r} is not a device; valid choices: {valid_devices}") from None
+        if dev.type not in ("cpu", "cuda"):
+            raise UsageError(f"--device {self.device!r}: valid choices: {valid_devices}")
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise UsageError(f"--device {self.device!r}: no CUDA device is visible here; use --device cpu")
+        spec = DATASETS.get(self.dataset)
+        spec.check_files(self)  # missing data is reported before a run writes anything
+        with torch.random.fork_rng(devices=[]):
+            create(self.model, spec.shape, spec.classes)  # raises UsageError when the model cannot take the data
