@@ -55,7 +55,7 @@ def test_fingerprint_follows_content_not_path(tmp_path):
 
 
 @pytest.mark.parametrize("breakage, message", [
-    (lambda d: (d / "val.de").unlink(), "missing the valid split"),
+    (lambda d: (d / "val.de").unlink(), "missing the valid split for de (expected valid.de or val.de or dev.de"),
     (lambda d: (d / "train.en").write_text("one line\n"), "misaligned train split"),
     (lambda d: (d / "test_2016.de").write_text(""), "is empty"),
     (lambda d: write_folder(d, {"test_2017": 2}), "several test splits"),

@@ -36,7 +36,7 @@ def tiny(preset: str, data_dir: Path, out: Path, *extra: str) -> list[str]:
     iterations = VisionAdapter.presets[preset].domain["iterations"]
     return ["--domain", "vision", "--preset", preset, "--budget-scale", f"{3 / iterations:.8f}",
             "--eval-every", str(iterations), "--levels", "1", "--trials", "1", "--data-dir", str(data_dir),
-            "--val-size", "30", "--out", str(out), "--noprogress", *extra]
+            "--val-size", "30", "--threads", "1", "--out", str(out), "--noprogress", *extra]
 
 
 def run_folder(out: Path) -> Path:

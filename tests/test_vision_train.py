@@ -16,7 +16,7 @@ from lth_core.job import Job
 from lth_core.masks import Mask
 from lth_core.strategies import STRATEGIES, PruneStep, resolve_rates
 
-SMALL = dict(dataset="digits", model="mlp", iterations=60, batch_size=32, eval_every=20, lr=3e-3)
+SMALL = dict(dataset="digits", model="mlp", iterations=60, batch_size=32, eval_every=20, lr=3e-3, threads=1)
 
 
 def adapter(**kw) -> VisionAdapter:

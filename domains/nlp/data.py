@@ -124,16 +124,18 @@ def folder_files(cfg: "NLPConfig") -> dict[str, list[Path]]:
     langs = _langs(cfg)
     out: dict[str, list[Path]] = {}
     for split in SPLITS:
-        stems = sorted(set.intersection(*(_stems(folder, lang, lm)[split] for lang in langs)))
+        per_lang = {lang: _stems(folder, lang, lm)[split] for lang in langs}
+        stems = sorted(set.intersection(*per_lang.values()))
         if split == "test" and cfg.test_split:
             if cfg.test_split not in stems:
                 raise UsageError(f"--test-split {cfg.test_split!r} not in {folder} for {'/'.join(langs)}; "
                                  f"valid choices: {', '.join(stems) or 'none'}")
             stems = [cfg.test_split]
         if not stems:
-            names = " or ".join(f"{a}.{langs[0]}" for a in SPLIT_ALIASES[split])
-            raise UsageError(f"--data-dir {folder}: missing the {split} split for {'/'.join(langs)} "
-                             f"(expected {names}{'*' if split == 'test' else ''}, plain or .gz)")
+            missing = [lang for lang in langs if not per_lang[lang]] or list(langs)
+            names = " or ".join(f"{a}{'*' if split == 'test' else ''}.{missing[0]}" for a in SPLIT_ALIASES[split])
+            raise UsageError(f"--data-dir {folder}: missing the {split} split for {'/'.join(missing)} "
+                             f"(expected {names}, plain or .gz)")
         if len(stems) > 1:
             flag = "--test-split" if split == "test" else "a single file per split"
             raise UsageError(f"--data-dir {folder}: several {split} splits ({', '.join(stems)}); choose one with {flag}")
