@@ -56,7 +56,7 @@ def step_flops(adapter: VisionAdapter, batch: int) -> int:
     """FLOPs of one training step as executed (forward + backward, no input gradient for the first layer)."""
     model = adapter.build(0)
     data = adapter.data()
-    x, y = data.normalize(data.train.x[:batch]), data.train.y[:batch]
+    x, y = data.train.x[:batch], data.train.y[:batch]
     with FlopCounterMode(display=False) as counter:
         F.cross_entropy(model(x), y).backward()
     return counter.get_total_flops()

@@ -76,12 +76,41 @@ def test_rerun_resumes_and_flags_override_the_preset(tmp_path, capsys):
 # Change a pin only for a deliberate change of what a config means, and say so in the commit.
 PINNED = {
     ("toy", "quick"): "32f64eed10dde7f7ad14b77f5e325c357594388b853e7814567238fbff219bc0",
+    ("vision", "frankle2019-conv2"): "356d0424f38b1fee6a7b9141fed020f417e50dce439c5a6c0a4609b08abb7f71",
+    ("vision", "frankle2019-conv4"): "6c6f5927e2fa2d6238e69b4ba9e5af82c301a28b4d6a52879bf04c017937cc7e",
+    ("vision", "frankle2019-conv6"): "61b29ac4d23c140c97b2bd9d69418da7466d62a779a6cd1fc022116e3825b09d",
+    ("vision", "frankle2019-lenet"): "5518a66cf87cd0a824423e7196cca03ce0322c19da288d10b0e6d32adae91e21",
+    ("vision", "morcos2019-transfer"): "5518a66cf87cd0a824423e7196cca03ce0322c19da288d10b0e6d32adae91e21",
+    ("vision", "quick"): "77f11e07dd5635b05743d28c92f4554d8b077cb04061b5c2d829763117514d96",
+    ("vision", "stabilizing-resnet20"): "02ebc1f93936e7b2face5f8544a4cef77dc1a55258cd79f6cba564d602c75158",
+    ("vision", "stabilizing-vgg19"): "0742014b79507f9c5ea474331afc590c7456c9374505afe3ec85ed9155b5545d",
+    ("rl", "quick"): "99ab2181d4859896d5d409da4348f5e9b9e94d8731ee96ede0ae9ace5d6bd161",
+    ("rl", "yu2020-atari"): "1b8d7a527a2187856ce1618143e48aeb94d0e6292ed366c5140079e0d95419ba",
+    ("rl", "yu2020-classic"): "659e6dfd2dc47ae5ff7076f798cf5b4f45bc0fa409e913662f2a534a914e9ea4",
+    ("nlp", "multi30k"): "e4a503d94ed7fcd9908356089d2e2ce65fb24eb70dd04b1d57201b9bb7282a91",
+    ("nlp", "quick"): "7039a6a136c4379079aa66656a9b0897dcb2a7652f8150d060f3f7b14bc14fa9",
+    ("nlp", "yu2020-wikitext2"): "a0c71747b1c0e819f5e50f156bfd787491a6852551efcd41cd7cbd833d7c51d0",
+    ("nlp", "yu2020-wmt14"): "09052ac71a31c5eed7183831b776efcc5467f32ca60aa28ac2d2320eeefe96d2",
 }
 
 
 def preset_hash(cls, name):
     preset = cls.presets[name]
     return config_hash(run_identity(cls.domain, apply(ImpConfig(), preset.imp), apply(cls.Config(), preset.domain)))
+
+
+@pytest.mark.parametrize("domain,preset", [k for k in PINNED if k[0] != "toy"])
+def test_domain_preset_hashes_are_pinned(domain, preset):
+    from domains import load_adapter_class
+
+    assert preset_hash(load_adapter_class(domain), preset) == PINNED[(domain, preset)]
+
+
+def test_every_preset_is_pinned():
+    from domains import domain_names, load_adapter_class
+
+    for d in domain_names():
+        assert {(d, p) for p in load_adapter_class(d).presets} <= set(PINNED), d
 
 
 def test_preset_hashes_are_pinned():

@@ -152,3 +152,17 @@ def test_lstm_language_model_reports_perplexity_under_a_mask(adapter):
     assert out.status == "ok" and math.isfinite(out.score) and 1.0 < out.score < 10 * len(lm.session.task.dictionary)
     for name, m in mask.items():
         assert torch.count_nonzero(out.final_weights[name][~m]) == 0, name
+
+
+@pytest.mark.slow
+def test_quick_preset_dense_model_learns_the_synthetic_language(tmp_path):
+    """BLEU means something: the quick preset's dense Transformer translates the generated language (~75 BLEU)."""
+    from lth_core.presets import apply
+
+    cfg = apply(NLPConfig(), dict(NLPAdapter.presets["quick"].domain))
+    cfg.cache_dir = str(tmp_path)
+    cfg.validate()
+    dense = NLPAdapter(cfg)
+    out = dense.train(Job(level=0, kind="dense", trial=0, seed=0, weights=dense.initial_weights(0), mask=None,
+                          budget=dense.budget()))
+    assert out.score > 50.0

@@ -32,7 +32,8 @@ class NLPConfig(DomainConfig):
     src: str = opt("en", "source language suffix (the text's language for language modelling)")
     tgt: str = opt("de", "target language suffix")
     test_split: str = opt("", "which test* split of a folder is scored when it has several, e.g. test_2016_flickr")
-    hf_dataset: str = opt("", "Hugging Face dataset, e.g. wmt14, bentrevett/multi30k, iwslt2017, wikitext (needs a network)")
+    hf_dataset: str = opt("", "Hugging Face dataset, e.g. wmt/wmt14, bentrevett/multi30k, IWSLT/iwslt2017, Salesforce/wikitext "
+                                    "(needs a network)")
     hf_config: str = opt("", "its configuration, e.g. de-en, iwslt2017-en-de, wikitext-2-v1")
     hf_revision: str = opt("", "its revision (a commit or tag; '' = the hub's default)")
     train_limit: int = opt(0, "train on the first N pairs (lines) only; 0 = all")
@@ -106,7 +107,7 @@ class NLPConfig(DomainConfig):
         if self.dataset == "folder" and not self.data_dir:
             raise UsageError("--dataset folder needs --data-dir DIR (a folder of train/valid/test files)")
         if self.dataset == "hf" and not self.hf_dataset:
-            raise UsageError("--dataset hf needs --hf-dataset NAME, e.g. wmt14, bentrevett/multi30k, wikitext")
+            raise UsageError("--dataset hf needs --hf-dataset NAME, e.g. wmt/wmt14, bentrevett/multi30k, Salesforce/wikitext")
         if self.data_dir and self.dataset != "folder":
             raise UsageError(f"--data-dir is only read with --dataset folder, not {self.dataset!r}")
         if self.hf_dataset and self.dataset != "hf":

@@ -13,7 +13,6 @@ from domains.rl.envs import EnvInfo
 from domains.rl.evaluation import TEST_SEED, VAL_SEED, EvalSplit
 from domains.rl.policy import policy_name, target_mirrors
 from lth_core.early_stop import EarlyStopTracker
-from lth_core.errors import Diverged
 from lth_core.hold import MaskHold
 from lth_core.job import Job, Outcome
 from lth_core.masks import Mask
@@ -85,9 +84,9 @@ def train_job(setup: Setup, job: Job) -> Outcome:
             model.num_timesteps = start  # SB3 then trains to `budget` and its schedules resume at `start`
             try:
                 model.learn(total_timesteps=budget - start, callback=callback, reset_num_timesteps=False)
-            except ValueError as e:  # torch.distributions rejects NaN logits before anything else sees them
-                check_finite(model.policy, model.num_timesteps)
-                raise Diverged(f"{type(e).__name__}: {str(e).splitlines()[0]}") from e
+            except ValueError:  # torch.distributions rejects NaN logits before anything else sees them
+                check_finite(model.policy, model.num_timesteps)  # non-finite weights: Diverged
+                raise  # anything else is a real error
         captured.update(callback.captured)
         end = model.num_timesteps
         check_finite(model.policy, end)

@@ -89,7 +89,7 @@ def train_batch(model: nn.Module, data: Data, jobs: list[Job], c: VisionConfig, 
         loss = torch.zeros(n_jobs, dtype=torch.float64, device=device)
         correct = torch.zeros(n_jobs, dtype=torch.long, device=device)
         for i in range(0, len(split), c.eval_batch):
-            logits = shared_forward(stack.params, stack.buffers, data.normalize(split.x[i:i + c.eval_batch]))
+            logits = shared_forward(stack.params, stack.buffers, split.x[i:i + c.eval_batch])
             y = split.y[i:i + c.eval_batch]
             loss += F.cross_entropy(logits.transpose(1, 2), y.expand(n_jobs, -1), reduction="none").double().sum(1)
             correct += (logits.argmax(2) == y).sum(1)
@@ -119,7 +119,7 @@ def train_batch(model: nn.Module, data: Data, jobs: list[Job], c: VisionConfig, 
         xs, ys = [], []
         for i, j in enumerate(jobs):
             idx = batches[i](step).to(device)
-            x = data.normalize(data.train.x[idx])
+            x = data.train.x[idx]
             if data.augment != "none":
                 x = augment(x, torch.Generator().manual_seed(derived_seed(j.seed, 2, step)))
             xs.append(x)

@@ -7,6 +7,7 @@ signals). Pruning groups: 'conv' (convolution weights), 'fc' (hidden linear laye
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -84,11 +85,10 @@ def kaiming_normal(model: nn.Module) -> None:
 
 
 def _flat_size(features: nn.Module, shape: Shape) -> int:
-    was_training = features.training
-    features.eval()
+    """Output size of `features` for one example, traced on the meta device (shapes only, no arithmetic)."""
+    meta = copy.deepcopy(features).to("meta").eval()
     with torch.no_grad():
-        out = features(torch.zeros(1, *shape))
-    features.train(was_training)
+        out = meta(torch.empty(1, *shape, device="meta"))
     if out.numel() == 0:
         raise RuntimeError("feature map is empty")
     return out.numel()

@@ -46,14 +46,14 @@ class Batches:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Data, split: Split, chunk: int) -> tuple[float, float]:
+def evaluate(model: nn.Module, split: Split, chunk: int) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) on a whole split."""
     was_training = model.training
     model.eval()
     loss = torch.zeros((), dtype=torch.float64, device=split.y.device)
     correct = torch.zeros((), dtype=torch.long, device=split.y.device)
     for i in range(0, len(split), chunk):
-        logits = model(data.normalize(split.x[i:i + chunk]))
+        logits = model(split.x[i:i + chunk])
         y = split.y[i:i + chunk]
         loss += F.cross_entropy(logits, y, reduction="sum").double()
         correct += (logits.argmax(1) == y).sum()
@@ -75,7 +75,8 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
     t0 = time.perf_counter()
     model.to(device).train()
     hold = MaskHold(model, Mask(job.mask)) if job.mask is not None else None
-    optimizer = OPTIMIZERS.get(c.optimizer)(model.parameters(), c)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = OPTIMIZERS.get(c.optimizer)(params, c)
     schedule = Schedule(c)
     augment = AUGMENTS.get(data.augment)
     batches = Batches(len(data.train), c.batch_size, job.seed)
@@ -93,22 +94,23 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
             train_loss = float(loss_sum) / since if since else math.nan
             if not math.isfinite(train_loss) and since:
                 raise Diverged(f"non-finite training loss before iteration {step}")
-            val_loss, val_acc = evaluate(model, data, data.val, c.eval_batch)
-            test_acc = lambda: evaluate(model, data, data.test, c.eval_batch)[1]
+            val_loss, val_acc = evaluate(model, data.val, c.eval_batch)
+            test_acc = lambda: evaluate(model, data.test, c.eval_batch)[1]
             tracker.observe(step, val_loss, test=test_acc, val_acc=val_acc, train_loss=train_loss)
             loss_sum, since = torch.zeros((), device=device), 0
 
     for step in range(job.start_step, job.budget):
         checkpoint(step)
         idx = batches(step).to(device)
-        x = data.normalize(data.train.x[idx])
+        x = data.train.x[idx]
         if data.augment != "none":
             x = augment(x, torch.Generator().manual_seed(derived_seed(job.seed, 2, step)))
         loss = F.cross_entropy(model(x), data.train.y[idx])
         lr = schedule(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        optimizer.zero_grad(set_to_none=True)
+        for p in params:  # = zero_grad(set_to_none=True), without its per-call profiler record (~5% of a small step)
+            p.grad = None
         loss.backward()
         optimizer.step()
         loss_sum += loss.detach()
