@@ -87,7 +87,7 @@ PINNED = {
     ("rl", "quick"): "99ab2181d4859896d5d409da4348f5e9b9e94d8731ee96ede0ae9ace5d6bd161",
     ("rl", "yu2020-atari"): "1b8d7a527a2187856ce1618143e48aeb94d0e6292ed366c5140079e0d95419ba",
     ("rl", "yu2020-classic"): "659e6dfd2dc47ae5ff7076f798cf5b4f45bc0fa409e913662f2a534a914e9ea4",
-    ("nlp", "multi30k"): "e4a503d94ed7fcd9908356089d2e2ce65fb24eb70dd04b1d57201b9bb7282a91",
+    ("nlp", "multi30k"): "58fbca662b92bcba83aee8b9f4e481bdc1fe70391063c27ec91ea25670a65dbf",
     ("nlp", "quick"): "7039a6a136c4379079aa66656a9b0897dcb2a7652f8150d060f3f7b14bc14fa9",
     ("nlp", "yu2020-wikitext2"): "a0c71747b1c0e819f5e50f156bfd787491a6852551efcd41cd7cbd833d7c51d0",
     ("nlp", "yu2020-wmt14"): "09052ac71a31c5eed7183831b776efcc5467f32ca60aa28ac2d2320eeefe96d2",

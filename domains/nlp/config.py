@@ -24,9 +24,10 @@ def _choice(flag: str, value: str, valid) -> None:
 
 @dataclass
 class NLPConfig(DomainConfig):
-    task: str = opt("translation", "what is learned: translation (test BLEU by sacreBLEU) or language_modeling (test perplexity)")
-    dataset: str = opt("synthetic", "text source: synthetic (generated, offline), folder (--data-dir) or hf (--hf-dataset); "
-                                    "--data-dir / --hf-dataset imply folder / hf")
+    task: str = opt("translation", "what is learned: translation (test BLEU by sacreBLEU) or language_modeling "
+                                   "(test perplexity)")
+    dataset: str = opt("synthetic", "text source: synthetic (generated, offline), folder (--data-dir) or hf "
+                                    "(--hf-dataset); --data-dir / --hf-dataset imply folder / hf")
     data_dir: str = opt("", "folder of SPLIT.LANG[.gz] files: train, val|valid|dev, test* (one of each)", identity=False)
     data_fingerprint: str = opt("", "hash of the data folder's files, filled in by validation", cmd=False)
     src: str = opt("en", "source language suffix (the text's language for language modelling)")
@@ -107,7 +108,8 @@ class NLPConfig(DomainConfig):
         if self.dataset == "folder" and not self.data_dir:
             raise UsageError("--dataset folder needs --data-dir DIR (a folder of train/valid/test files)")
         if self.dataset == "hf" and not self.hf_dataset:
-            raise UsageError("--dataset hf needs --hf-dataset NAME, e.g. wmt/wmt14, bentrevett/multi30k, Salesforce/wikitext")
+            raise UsageError("--dataset hf needs --hf-dataset NAME, e.g. wmt/wmt14, bentrevett/multi30k, "
+                             "Salesforce/wikitext")
         if self.data_dir and self.dataset != "folder":
             raise UsageError(f"--data-dir is only read with --dataset folder, not {self.dataset!r}")
         if self.hf_dataset and self.dataset != "hf":
@@ -125,8 +127,8 @@ class NLPConfig(DomainConfig):
                 raise UsageError("--device cuda: no CUDA device is visible; use --device cpu or auto")
         if self.precision == "amp" and self.resolved_device() != "cuda":
             raise UsageError("--precision amp needs a CUDA device; use --precision fp32 on CPU")
-        positive = {"--max-updates": self.max_updates, "--eval-every": self.eval_every, "--max-tokens": self.max_tokens, "--eval-max-tokens": self.eval_max_tokens,
-                    "--beam": self.beam, "--update-freq": self.update_freq, "--tokens-per-sample": self.tokens_per_sample,
+        positive = {"--max-updates": self.max_updates, "--eval-every": self.eval_every, "--max-tokens": self.max_tokens,
+                    "--eval-max-tokens": self.eval_max_tokens, "--beam": self.beam, "--update-freq": self.update_freq, "--tokens-per-sample": self.tokens_per_sample,
                     "--synthetic-size": self.synthetic_size, "--synthetic-eval-size": self.synthetic_eval_size}
         for flag, v in positive.items():
             if v < 1:

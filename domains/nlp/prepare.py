@@ -67,13 +67,13 @@ def _spm_encode(folder: Path, lines: list[str]) -> list[str]:
 
 TOKENIZERS.add("bpe", Tokenizer(_spm_learner("bpe"), _spm_encode, "sentencepiece"))
 TOKENIZERS.add("unigram", Tokenizer(_spm_learner("unigram"), _spm_encode, "sentencepiece"))
-TOKENIZERS.add("word", Tokenizer(lambda lines, folder, v: None, lambda folder, lines: [" ".join(s.split()) for s in lines],
-                                 None))
+TOKENIZERS.add("word", Tokenizer(lambda lines, folder, v: None,
+                                 lambda folder, lines: [" ".join(s.split()) for s in lines], None))
 
 # The config fields that determine the prepared data (the rest, e.g. the model, do not).
 DATA_FIELDS = ("task", "dataset", "data_fingerprint", "hf_dataset", "hf_config", "hf_revision", "src", "tgt",
-               "test_split", "train_limit", "synthetic_size", "synthetic_eval_size", "synthetic_seed", "tokenizer", "vocab_size",
-               "share_embeddings")
+               "test_split", "train_limit", "synthetic_size", "synthetic_eval_size", "synthetic_seed", "tokenizer",
+               "vocab_size", "share_embeddings")
 
 
 def cache_root(cfg: "NLPConfig") -> Path:

@@ -9,7 +9,8 @@ English, so a model must learn more than a word-for-word lexicon:
 - grammatical gender: every noun has one of three classes that selects the determiner and the
   adjective suffix, so the determiner (which comes first) depends on a noun that comes later;
 - noun-phrase order: determiner, noun, then the adjectives in reverse order;
-- plural nouns, adjectives and verbs (agreeing with the subject) take suffixes (sub-word structure that sentencepiece picks up);
+- plural nouns, adjectives and verbs (agreeing with the subject) take suffixes, sub-word structure
+  that sentencepiece picks up;
 - clause order subject-object-verb, with postpositions instead of prepositions and the adverb
   before the final verb (long-distance reordering).
 
@@ -30,7 +31,7 @@ VERBS = "sees likes follows helps calls finds feeds watches teaches pushes greet
 ADVERBS = "today often quickly slowly again yesterday".split()
 PREPOSITIONS = "near behind with under".split()
 
-SYLLABLES = "ka ke ki ko ku ma me mi mo mu ra re ri ro ru ta te ti to tu la le li lo lu na ne ni no nu sa se si so su".split()
+SYLLABLES = [c + v for c in "kmrtlns" for v in "aeiou"]
 DEF_DET = ("da", "de", "do")  # definite determiner by gender
 INDEF_DET = ("ena", "ene", "eno")  # indefinite determiner by gender
 PLURAL_DET = {"the": "di", "two": "zwa", "some": "mani"}
