@@ -33,6 +33,7 @@ def test_data_dir_runs_end_to_end_and_reports_sacrebleu(multi30k, tmp_path):
     assert sorted(rows["kind"]) == ["dense", "random_reinit", "ticket"]
     assert (rows["status"] == "ok").all() and (rows["metric"] == "bleu").all()
     assert rows["task"].iloc[0] == "multi30k.en-de/transformer_lth_tiny"
+    assert rows["metric_signature"].str.startswith("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp").all()
     for score in rows["score"]:
         assert math.isfinite(score) and 0.0 <= score <= 100.0
     assert (rows["early_stop_step"].isin([6, 12])).all()

@@ -27,6 +27,7 @@ class TaskSpec:
     metric: Metric
     flags: Callable[["NLPConfig"], list[str]]  # fairseq flags naming the task, criterion and tying
     score_test: Callable[..., float]  # (session, model) -> the reported metric on the test split
+    signature: Callable[["NLPConfig"], str]  # how the metric is computed, for every result row
 
 
 TASKS: Registry[TaskSpec] = Registry("task")
@@ -69,7 +70,6 @@ def _translation_flags(cfg: "NLPConfig") -> list[str]:
 
 def corpus_bleu(session, model: nn.Module) -> float:
     """sacreBLEU corpus BLEU of beam search on the test split, detokenised, against the raw references."""
-    import sacrebleu
     from fairseq import utils
     from fairseq.data import data_utils
 
@@ -97,7 +97,20 @@ def corpus_bleu(session, model: nn.Module) -> float:
             hyps[sid] = data_utils.post_process(text, post) if post else text
     model.train(was_training)
     ordered = [hyps[i] for i in range(len(refs))]
-    return float(sacrebleu.corpus_bleu(ordered, [refs], tokenize=session.config.bleu_tokenize).score)
+    return float(_bleu(session.config).corpus_score(ordered, [refs]).score)
+
+
+def _bleu(cfg: "NLPConfig"):
+    from sacrebleu.metrics import BLEU
+
+    return BLEU(tokenize=cfg.bleu_tokenize)
+
+
+def bleu_signature(cfg: "NLPConfig") -> str:
+    """sacreBLEU's signature (references, case, tokenizer, smoothing, version), as MT papers report it."""
+    bleu = _bleu(cfg)
+    bleu.corpus_score(["x"], [["x"]])  # the signature needs the number of references, known after a call
+    return bleu.get_signature().format()
 
 
 def _lm_flags(cfg: "NLPConfig") -> list[str]:
@@ -112,5 +125,7 @@ def test_perplexity(session, model: nn.Module) -> float:
     return math.exp(loss_on(session, model, "test"))
 
 
-TASKS.add("translation", TaskSpec(Metric("bleu", True, "val_loss", False), _translation_flags, corpus_bleu))
-TASKS.add("language_modeling", TaskSpec(Metric("perplexity", False, "val_loss", False), _lm_flags, test_perplexity))
+TASKS.add("translation", TaskSpec(Metric("bleu", True, "val_loss", False), _translation_flags, corpus_bleu,
+                                  bleu_signature))
+TASKS.add("language_modeling", TaskSpec(Metric("perplexity", False, "val_loss", False), _lm_flags, test_perplexity,
+                                        lambda cfg: f"exp(test cross-entropy per {cfg.tokenizer} token)"))

@@ -124,7 +124,8 @@ def _run_job(session, job: Job, scratch_root: Path) -> Outcome:
         tracker.curve[-1].test = final_score  # the last evaluation is at the end of training
         return Outcome(score=score, final_score=final_score, early_stop_step=best.step, val_at_stop=best.val,
                        steps=step - job.start_step, curve=tracker.curve, final_weights=final_weights,
-                       captured=captured, extras={"final_val": tracker.curve[-1].val})
+                       captured=captured,
+                       extras={"final_val": tracker.curve[-1].val, "metric_signature": spec.signature(config)})
     finally:
         if hold is not None:
             hold.release()
