@@ -135,7 +135,7 @@ class RunOptions:
     executor: str = opt("local", "how the jobs of a level are executed", identity=False, choices=EXECUTORS)
     workers: int = opt(0, "worker processes/actors for parallel executors (0 = one per core)", identity=False)
     ray_address: str = opt("", "Ray cluster to join: 'auto', HOST:PORT, or '' for a local instance", identity=False)
-    cpus_per_job: float = opt(1.0, "Ray CPUs reserved per job", identity=False)
+    cpus_per_job: float = opt(1.0, "torch threads each job trains with, whichever executor (Ray reserves as many CPUs)", identity=False)
     gpus_per_job: float = opt(0.0, "Ray GPUs reserved per job", identity=False)
     ticket_from: str = opt("", "a run folder whose tickets (masks + rewind weights) are trained here instead of pruning (ticket transfer)", identity=False)
     progress: bool = opt(True, "show progress bars", identity=False)

@@ -228,8 +228,13 @@ class ImpRunner:
 
     # ---- the run -------------------------------------------------------------------------------
     def run(self) -> Path:
-        store = RunStore(self.path).open(self.meta())
+        # the executor first: its bad input (an unreachable Ray address) must leave nothing written
         executor = EXECUTORS.get(self.options.executor)(self.adapter, self.factory, self.options)
+        try:
+            store = RunStore(self.path).open(self.meta())
+        except BaseException:
+            executor.close()
+            raise
         try:
             per_level = self.imp.trials * (1 + len(self.controls))
             total = self.imp.trials + self.imp.levels * per_level
