@@ -17,3 +17,15 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip("../shared/data is not here")
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread, as the engine's executors train every job by default (`--cpus-per-job 1`):
+    tiny policies and models are slower on more threads."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -139,8 +139,9 @@ class Driver:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
-    def kill_after(self, delay: float) -> bool:
-        """kill -9 after `delay` seconds unless it finished first; True when killed. Waits for its workers to go."""
+    def kill_after(self, delay: float, linger: float = 30.0) -> bool:
+        """kill -9 after `delay` seconds unless it finished first; True when killed. Then waits up to `linger`
+        seconds for its workers to exit, and fails if any is left."""
         try:
             self.proc.wait(timeout=delay)
             killed = False
@@ -148,7 +149,7 @@ class Driver:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
             killed = True
-        left = wait_session_gone(self.proc.pid)
+        left = wait_session_gone(self.proc.pid, linger)
         assert not left, f"processes of the killed driver still alive: {left}"
         return killed
 

@@ -65,11 +65,13 @@ def kill_and_resume(tmp_path: Path, reference: Path, duration: float, seed: int,
     args = cli_args(tmp_path / "out", log, executor, *PACE)
     folder = tmp_path / "out" / reference.name
     tried = 0
+    linger = 120.0 if executor == "ray" else 30.0  # Ray's node agents notice a dead driver after about a minute
     for attempt in range(kills + 1):
         before, seen = committed(folder), len(train_log(log))
         driver = Driver(driver_py, args, tmp_path / f"stderr{attempt}")
         try:
-            if attempt < kills and driver.wait_for_lock(folder) and driver.kill_after(rng.uniform(0.0, duration)):
+            delay = rng.uniform(0.0, duration)
+            if attempt < kills and driver.wait_for_lock(folder) and driver.kill_after(delay, linger):
                 tried += 1
             else:
                 assert driver.wait(timeout=600) == 0, driver.error()
@@ -214,7 +216,9 @@ def damage_and_rerun(tmp_path: Path, reference: Path, files: list[str]) -> tuple
 
 
 def test_every_kind_of_damaged_file_at_once_is_detected_and_rebuilt(tmp_path, reference):
-    damage_and_rerun(tmp_path, reference, list(DAMAGE))
+    folder, notes = damage_and_rerun(tmp_path, reference, list(DAMAGE))
+    run_here(tmp_path / "out", "local", QUICK, preset="quick")  # a clean resume keeps the list of repairs
+    assert json.loads((folder / "run.json").read_text())["recovered"] == notes
 
 
 @pytest.mark.slow
@@ -223,14 +227,9 @@ def test_each_damaged_file_is_detected_and_rebuilt(tmp_path, reference, name):
     damage_and_rerun(tmp_path, reference, [name])
 
 
-def test_repairs_stay_listed_in_run_json_after_a_clean_resume(tmp_path, reference):
-    folder, notes = damage_and_rerun(tmp_path, reference, ["results.csv"])
-    run_here(tmp_path / "out", "local", QUICK, preset="quick")
-    assert json.loads((folder / "run.json").read_text())["recovered"] == notes
-
-
 # ---- NaN losses -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("key", ["L01-random_mask-t0", "L02-ticket-t1", "L00-dense-t0"])
+@pytest.mark.parametrize("key", ["L01-random_mask-t0", "L02-ticket-t1",
+                                 pytest.param("L00-dense-t0", marks=pytest.mark.slow)])
 def test_a_nan_loss_is_a_diverged_row_counted_in_the_summary_and_the_run_goes_on(tmp_path, reference, key):
     folder = run_here(tmp_path / "out", "local", QUICK, preset="quick", nan_key=key)
     FIGURES["NaN runs"] += 1

@@ -14,6 +14,9 @@ from domains.rl.config import RLConfig  # noqa: E402
 from lth_core.job import Job  # noqa: E402
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as the executors train jobs: --cpus-per-job 1
+
+
 def test_atari_dqn_cnn_ticket_smoke():
     adapter = RLAdapter(RLConfig(env="ALE/Breakout-v5", algo="dqn", net_arch="", timesteps=240, eval_every=120,
                                  eval_episodes=1, max_episode_steps=200,

@@ -13,6 +13,9 @@ from domains.rl.adapter import RLAdapter  # noqa: E402
 from domains.rl.config import RLConfig  # noqa: E402
 from lth_core.job import Job  # noqa: E402
 
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as the executors train jobs: --cpus-per-job 1
+
 TINY = {
     "a2c": dict(timesteps=1600),
     "ppo": dict(timesteps=1024, algo_kwargs="n_steps=64,batch_size=64,n_epochs=2"),

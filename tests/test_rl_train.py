@@ -18,6 +18,9 @@ from lth_core.errors import Diverged  # noqa: E402
 from lth_core.job import Job  # noqa: E402
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as the executors train jobs: --cpus-per-job 1
+
+
 @pytest.fixture(scope="module")
 def adapter() -> RLAdapter:
     return RLAdapter(RLConfig(env="CartPole-v1", algo="a2c", net_arch="16", timesteps=1200, eval_every=400,
