@@ -1,22 +1,29 @@
 """`python -m benchmarks.speed`: how close one IMP level's trainings come to this machine's arithmetic ceiling.
 
-LeNet-300-100 at batch 128 on MNIST-shaped data generated in torchvision's layout (so the real loading path
-runs, anywhere, offline). Reports iterations/s of one masked job (`local`), per job of the `batched`
-executor, the GFLOP/s those achieve with FLOPs counted as executed (torch's FlopCounterMode over one real
-forward+backward), and that as a fraction of the fp32 matmul ceiling measured in the same run. Repeats
-are interleaved, since this machine's speed drifts; min/median/max are shown.
+LeNet-300-100 at batch 128 (and F&C's 60) on MNIST-shaped data generated in torchvision's layout (so the
+real loading path runs, anywhere, offline). For the `jobs` trainings of a level it reports job-iterations
+per second (iterations of every job together, per second of wall time) under each executor: `local` with
+`--cpus-per-job 1` (the default) and with every core, `process` (one 1-thread worker per core, already
+started), and `batched` (the jobs stacked into batched matrix products on every core); the GFLOP/s that
+is, with FLOPs counted as executed (torch's FlopCounterMode over one real step), and that as a fraction of
+the fp32 matmul ceiling measured in the same run (square `torch.matmul` on every core). Also the cost of
+holding a mask: a masked against an unmasked job, same thread count. This machine's speed drifts, so
+repeats are interleaved and min / median / max are shown.
 """
 from __future__ import annotations
 
+import functools
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from rich.console import Console
+from rich.progress import track
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -24,7 +31,9 @@ from benchmarks.cli import OneLineParser
 from domains.vision.adapter import VisionAdapter
 from domains.vision.config import VisionConfig
 from domains.vision.fake_files import write_mnist
-from lth_core.config import opt
+from lth_core.config import RunOptions, opt
+from lth_core.executor_process import ProcessExecutor
+from lth_core.executors import available_cores
 from lth_core.job import Job
 from lth_core.masks import Mask
 
@@ -35,18 +44,17 @@ class SpeedConfig:
 
     iterations: int = opt(400, "training iterations per timed training")
     batch_size: int = opt(128, "minibatch size of the main measurement")
-    small_batch: int = opt(60, "second batch size (F&C's), where batching matters most")
-    jobs: int = opt(4, "jobs of one level (dense/ticket + 2 controls = 4 in the issue's level)")
+    small_batch: int = opt(60, "second batch size (F&C's), where batching matters most (0 = skip it)")
+    jobs: int = opt(4, "trainings of one level (dense/ticket + 2 controls = 4 in the issue's level)")
     repeats: int = opt(3, "interleaved repeats of every measurement")
-    threads: int = opt(0, "torch threads (0 = every core)")
     ceiling_size: int = opt(2048, "square matmul size for the fp32 ceiling")
 
 
-def matmul_gflops(n: int) -> float:
+def matmul_gflops(n: int, seconds: float = 1.0) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     torch.matmul(a, b)
     reps, t = 0, time.perf_counter()
-    while time.perf_counter() - t < 1.0:
+    while time.perf_counter() - t < seconds:
         torch.matmul(a, b)
         reps += 1
     return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
@@ -63,64 +71,97 @@ def step_flops(adapter: VisionAdapter, batch: int) -> int:
 
 
 def jobs_for(adapter: VisionAdapter, n: int, masked: bool = True) -> list[Job]:
+    """A level's worth of jobs: the same init, each its own 20%-density mask and data order."""
     init = adapter.initial_weights(0)
     groups = adapter.prunable(adapter.build(0), False)
-    g = torch.Generator().manual_seed(0)
-    mask = Mask({k: torch.rand(init[k].shape, generator=g) < 0.2 for k in groups}).to_state() if masked else None
-    return [Job(level=1, kind="ticket", trial=i, seed=i, weights=init, mask=mask, budget=adapter.budget()) for i in range(n)]
+    jobs = []
+    for i in range(n):
+        g = torch.Generator().manual_seed(i)
+        mask = Mask({k: torch.rand(init[k].shape, generator=g) < 0.2 for k in groups}).to_state() if masked else None
+        jobs.append(Job(level=1, kind="ticket", trial=i, seed=i, weights=init, mask=mask, budget=adapter.budget()))
+    return jobs
 
 
-def measure(cfg: SpeedConfig, data_dir: Path, batch: int) -> dict[str, list[float]]:
+def with_threads(n: int, fn: Callable[[], object]) -> float:
+    """Seconds `fn` takes with n torch threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        t = time.perf_counter()
+        fn()
+        return time.perf_counter() - t
+    finally:
+        torch.set_num_threads(before)
+
+
+def measure(cfg: SpeedConfig, data_dir: Path, batch: int, cores: int) -> tuple[dict[str, list[float]], int]:
     vc = VisionConfig(dataset="mnist", model="lenet_300_100", data_dir=str(data_dir), iterations=cfg.iterations,
-                      batch_size=batch, optimizer="sgd", lr=0.1, eval_every=10 ** 9, val_size=1000,
-                      threads=cfg.threads)
+                      batch_size=batch, optimizer="sgd", lr=0.1, eval_every=10 ** 9, val_size=1000)
     adapter = VisionAdapter(vc)
     adapter.data()
-    out: dict[str, list[float]] = {"local": [], "local_unmasked": [], "batched": []}
-    for _ in range(cfg.repeats):
-        for name, masked in (("local", True), ("local_unmasked", False)):
-            job = jobs_for(adapter, 1, masked)[0]
-            t = time.perf_counter()
-            adapter.train(job)
-            out[name].append(cfg.iterations / (time.perf_counter() - t))
-        t = time.perf_counter()
-        adapter.train_batch(jobs_for(adapter, cfg.jobs))
-        out["batched"].append(cfg.iterations * cfg.jobs / (time.perf_counter() - t))
-    out["flops"] = [float(step_flops(adapter, batch))]
-    return out
+    work = cfg.iterations * cfg.jobs
+    pool = ProcessExecutor(adapter, functools.partial(VisionAdapter, vc), RunOptions(executor="process"))
+    list(pool.run(jobs_for(adapter, pool.workers)))  # start the workers and load their data: not timed
+    out: dict[str, list[float]] = {}
+
+    def record(name: str, seconds: float, iterations: int = work) -> None:
+        out.setdefault(name, []).append(iterations / seconds)
+
+    try:
+        for _ in track(range(cfg.repeats), description=f"batch {batch}", transient=True):
+            record("local, 1 thread", with_threads(1, lambda: [adapter.train(j) for j in jobs_for(adapter, cfg.jobs)]))
+            record(f"local, {cores} threads",
+                   with_threads(cores, lambda: [adapter.train(j) for j in jobs_for(adapter, cfg.jobs)]))
+            record(f"process, {pool.workers} x 1 thread", with_threads(1, lambda: list(pool.run(jobs_for(adapter, cfg.jobs)))))
+            record(f"batched, {cores} threads", with_threads(cores, lambda: adapter.train_batch(jobs_for(adapter, cfg.jobs))))
+            for masked in (False, True):  # the mask's cost, on one job alone, 1 thread
+                job = jobs_for(adapter, 1, masked)[0]
+                record("one job, masked" if masked else "one job, unmasked",
+                       with_threads(1, lambda: adapter.train(job)), cfg.iterations)
+    finally:
+        pool.close()
+    return out, step_flops(adapter, batch)
+
+
+def spread(values: list[float]) -> str:
+    v = sorted(values)
+    return f"{v[0]:.0f} / {statistics.median(v):.0f} / {v[-1]:.0f}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m benchmarks.speed", description=__doc__)
     parser.add_arguments(SpeedConfig, dest="cfg")
     cfg: SpeedConfig = parser.parse_args(argv).cfg
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    cores = available_cores()
+    torch.set_num_threads(cores)
     console = Console()
+    ceilings: list[float] = []
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         write_mnist(Path(tmp), n_train=8000 + 1000, n_test=2000)
-        ceilings = []
-        results = {}
-        for b in (cfg.batch_size, cfg.small_batch):
+        for b in [cfg.batch_size] + ([cfg.small_batch] if cfg.small_batch else []):
             ceilings.append(matmul_gflops(cfg.ceiling_size))
-            results[b] = measure(cfg, Path(tmp), b)
+            results[b] = measure(cfg, Path(tmp), b, cores)
             ceilings.append(matmul_gflops(cfg.ceiling_size))
     ceiling = statistics.median(ceilings)
-    table = Table(title=f"LeNet-300-100, SGD, {cfg.iterations} iterations, {torch.get_num_threads()} threads; "
-                        f"fp32 matmul ceiling {ceiling:.0f} GFLOP/s (median of {len(ceilings)})")
-    for col in ("batch", "executor", "it/s per job (min / median / max)", "GFLOP/s per job", "% of ceiling"):
+    table = Table(title=f"LeNet-300-100, SGD, {cfg.jobs} jobs x {cfg.iterations} iterations; fp32 matmul ceiling "
+                        f"{ceiling:.0f} GFLOP/s on {cores} threads (median of {spread(ceilings)})")
+    for col in ("batch", "executor", "job-iterations/s (min / median / max)", "GFLOP/s", "% of ceiling"):
         table.add_column(col, justify="right")
-    for b, r in results.items():
-        flops = r["flops"][0]
-        for name in ("local_unmasked", "local", "batched"):
-            v = sorted(r[name])
-            med = statistics.median(v)
-            table.add_row(str(b), name, f"{v[0]:.0f} / {med:.0f} / {v[-1]:.0f}", f"{med * flops / 1e9:.1f}",
-                          f"{100 * med * flops / 1e9 / ceiling:.0f}%")
-        mask_cost = 1 - statistics.median(r["local"]) / statistics.median(r["local_unmasked"])
-        table.add_row(str(b), "mask overhead", f"{100 * mask_cost:+.1f}% of step time", "", "")
+    for b, (r, flops) in results.items():
+        for name, values in r.items():
+            if name.startswith("one job"):
+                continue
+            med = statistics.median(values)
+            table.add_row(str(b), name, spread(values), f"{med * flops / 1e9:.1f}", f"{100 * med * flops / 1e9 / ceiling:.0f}%")
+        local = statistics.median(r["local, 1 thread"])
+        fastest = max((k for k in r if not k.startswith("one job")), key=lambda k: statistics.median(r[k]))
+        mask = [1 - m / u for m, u in zip(r["one job, masked"], r["one job, unmasked"])]
+        table.add_row(str(b), "fastest", fastest, f"{statistics.median(r[fastest]) / local:.2f}x local", "")
+        table.add_row(str(b), "mask held", f"{100 * statistics.median(mask):+.1f}% of step time",
+                      f"{spread(r['one job, masked'])} vs {spread(r['one job, unmasked'])} it/s", "")
     console.print(table)
-    console.print(f"FLOPs per step as executed: " + ", ".join(f"batch {b}: {r['flops'][0] / 1e6:.1f} MFLOP" for b, r in results.items()))
+    console.print("FLOPs per step as executed: " + ", ".join(f"batch {b}: {f / 1e6:.1f} MFLOP" for b, (_, f) in results.items()))
     return 0
 
 

@@ -68,8 +68,17 @@ class Adapter(ABC):
     def train(self, job: Job) -> Outcome: ...
 
     def train_batch(self, jobs: list[Job]) -> list[Outcome] | None:
-        """Train several jobs in one pass (the `batched` executor); None where this adapter can't."""
+        """Train several jobs in one pass (the `batched` executor); None where this adapter can't.
+
+        Must not touch global state (the global RNG, torch's thread count): the executor may run several
+        of these passes side by side on threads (see `batch_stacks`)."""
         return None
+
+    def batch_stacks(self, jobs: int, cores: int) -> int:
+        """Into how many passes to split `jobs` that train side by side, one thread each. On a CPU, several
+        1-thread passes beat one pass on every core for small models (their products are too small to share
+        out); on a GPU one pass fills the device. Default: one pass."""
+        return 1
 
     def initial_weights(self, seed: int) -> StateDict:
         return {k: v.detach().clone() for k, v in self.build(seed).state_dict().items()}

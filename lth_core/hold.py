@@ -37,7 +37,10 @@ def unique_parameters(model: nn.Module, names: list[str]) -> dict[str, nn.Parame
 class MaskHold:
     """Keeps `mask` applied to `model`'s Parameters until `release()` (or the end of a `with` block)."""
 
-    def __init__(self, model: nn.Module, mask: Mask, mirrors: Mapping[str, Sequence[Tensor]] | None = None) -> None:
+    def __init__(self, model: nn.Module, mask: Mask, mirrors: Mapping[str, Sequence[Tensor]] | None = None,
+                 hooks: bool = True) -> None:
+        """`hooks=False` is for a loop that owns its optimizer: it calls `mask_grads()` after each backward,
+        which masks in place (no allocation per tensor per step) instead of through gradient hooks."""
         self.model = model
         self.mask = mask
         self.params = unique_parameters(model, mask.names())
@@ -51,7 +54,8 @@ class MaskHold:
             if m.shape != p.shape:
                 raise ValueError(f"mask {name} has shape {tuple(m.shape)}, parameter has {tuple(p.shape)}")
             self._m[name] = m
-            self._handles.append(p.register_hook(self._grad_hook(m)))
+            if hooks:
+                self._handles.append(p.register_hook(self._grad_hook(m)))
         # Tensors copied from masked ones but never stepped (e.g. DQN's target network): zeroed on reapply.
         self.mirrors = {n: list(ts) for n, ts in (mirrors or {}).items()}
         self.reapply()
@@ -62,6 +66,13 @@ class MaskHold:
             return grad * m
 
         return hook
+
+    @torch.no_grad()
+    def mask_grads(self) -> None:
+        """Zero the pruned entries of the gradients in place (for `hooks=False`, after backward, before the step)."""
+        pairs = [(p.grad, self._m[n]) for n, p in self.params.items() if p.grad is not None]
+        if pairs:
+            torch._foreach_mul_([g for g, _ in pairs], [m for _, m in pairs])
 
     @torch.no_grad()
     def reapply(self) -> None:

@@ -26,12 +26,17 @@ def level_jobs(adapter, start=0):
     return jobs
 
 
-@pytest.mark.parametrize("model,optimizer,start", [("mlp", "adam", 0), ("cnn1d", "sgd", 10), ("lenet_300_100", "adamw", 0)])
-def test_batched_jobs_match_jobs_trained_alone(model, optimizer, start):
+@pytest.mark.parametrize("model,optimizer,start,test_curve", [
+    ("mlp", "adam", 0, False),  # stacked batched matrix products (domains/vision/stacked.py)
+    ("cnn1d", "sgd", 10, True),  # vmap(functional_call)
+    ("lenet_300_100", "adamw", 0, False),
+    ("lenet_300_100", "sgd", 0, True),
+])
+def test_batched_jobs_match_jobs_trained_alone(model, optimizer, start, test_curve):
     torch.set_num_threads(1)
     cfg = VisionConfig(dataset="mnist1d", model=model, optimizer=optimizer, lr=0.01 if optimizer == "sgd" else 1e-3,
                        momentum=0.9, weight_decay=1e-4, iterations=50, eval_every=10, batch_size=32,
-                       mnist1d_samples=1500)
+                       mnist1d_samples=1500, test_curve=test_curve)
     if model == "lenet_300_100":
         cfg = VisionConfig(**{**cfg.__dict__, "dataset": "digits"})
     adapter = VisionAdapter(cfg)
@@ -43,9 +48,16 @@ def test_batched_jobs_match_jobs_trained_alone(model, optimizer, start):
         assert b.status == alone.status == "ok"
         assert b.early_stop_step == alone.early_stop_step
         assert [p.step for p in b.curve] == [p.step for p in alone.curve]
+        assert b.score == pytest.approx(alone.score, abs=2e-3)
+        assert b.final_score == pytest.approx(alone.final_score, abs=2e-3)
+        # the test set is read at every point only with --test-curve; else at the early-stop step and the end
+        read = {p.step for p in alone.curve if p.test is not None}
+        assert read == ({p.step for p in alone.curve} if test_curve else {alone.early_stop_step, job.budget})
         for pb, pa in zip(b.curve, alone.curve):
             assert pb.val == pytest.approx(pa.val, rel=1e-3, abs=1e-4)
-            assert pb.test == pytest.approx(pa.test, abs=2e-3)
+            assert (pb.test is None) == (pa.test is None)
+            if pa.test is not None:
+                assert pb.test == pytest.approx(pa.test, abs=2e-3)
         if job.keep_final_weights:
             for k, v in alone.final_weights.items():
                 torch.testing.assert_close(b.final_weights[k], v, rtol=1e-3, atol=1e-4)
@@ -59,3 +71,41 @@ def test_batched_jobs_match_jobs_trained_alone(model, optimizer, start):
 def test_models_with_batch_norm_fall_back():
     adapter = VisionAdapter(VisionConfig(dataset="digits", model="resnet20", iterations=4, eval_every=2))
     assert adapter.train_batch(level_jobs(adapter)[:2]) is None
+
+
+def _executor(adapter, monkeypatch, cores):
+    import lth_core.executor_batched as eb
+    from lth_core.config import RunOptions
+
+    monkeypatch.setattr(eb, "available_cores", lambda: cores)
+    return eb.BatchedExecutor(adapter, lambda: adapter, RunOptions(executor="batched"))
+
+
+@pytest.mark.parametrize("cores", [1, 2, 3])
+def test_batched_executor_splits_a_level_into_stacks_on_threads_and_pairs_each_job_with_its_outcome(monkeypatch, cores):
+    adapter = VisionAdapter(VisionConfig(dataset="digits", model="mlp", optimizer="adam", iterations=30, eval_every=10,
+                                         batch_size=32))
+    assert adapter.batch_stacks(4, cores) == min(4, cores)
+    jobs = level_jobs(adapter)
+    jobs[-1].start_step, jobs[-1].budget = 0, 30  # a job with another schedule trains in a group of its own
+    before = torch.get_num_threads()
+    results = list(_executor(adapter, monkeypatch, cores).run(jobs))
+    assert torch.get_num_threads() == before
+    assert sorted(id(j) for j, _ in results) == sorted(id(j) for j in jobs)
+    torch.set_num_threads(1)
+    for job, out in results:
+        alone = adapter.train(job)
+        assert out.status == "ok" and out.steps == job.budget - job.start_step
+        assert out.early_stop_step == alone.early_stop_step
+        assert out.score == pytest.approx(alone.score, abs=2e-3)
+        assert out.val_at_stop == pytest.approx(alone.val_at_stop, rel=1e-3, abs=1e-4)
+    torch.set_num_threads(before)
+
+
+def test_batched_executor_trains_unbatchable_models_one_by_one(monkeypatch):
+    adapter = VisionAdapter(VisionConfig(dataset="digits", model="resnet20", iterations=4, eval_every=2))
+    jobs = level_jobs(adapter)[:2]
+    for j in jobs:
+        j.budget = 4
+    results = list(_executor(adapter, monkeypatch, 2).run(jobs))
+    assert [j for j, _ in results] == jobs and all(o.status == "ok" and o.steps == 4 for _, o in results)

@@ -126,3 +126,23 @@ def test_batch_larger_than_the_training_set_is_a_usage_error():
     ad = adapter(batch_size=5000)
     with pytest.raises(UsageError, match="--batch-size 5000 exceeds the 1138 training examples of digits"):
         ad.data()
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_test_set_read_only_at_the_early_stop_step_and_end_gives_the_same_scores_as_a_full_test_curve(masked):
+    """By default the test set is read on the weights kept at the best validation point, not at every evaluation;
+    the reported numbers must be exactly those of a run that reads it everywhere (--test-curve)."""
+    runs = {}
+    for curve in (False, True):
+        ad = adapter(iterations=200, eval_every=10, train_size=100, lr=0.01, optimizer="adam", test_curve=curve)
+        w0 = ad.initial_weights(2)
+        runs[curve] = ad.train(Job(1, "ticket", 0, 5, w0, half_mask(ad, w0) if masked else None, ad.budget(),
+                                   keep_final_weights=True))
+    lazy, full = runs[False], runs[True]
+    assert lazy.early_stop_step < 200  # the early-stop step is not the last one, so the kept weights are used
+    assert (lazy.score, lazy.final_score, lazy.early_stop_step) == (full.score, full.final_score, full.early_stop_step)
+    assert lazy.score == next(p.test for p in full.curve if p.step == full.early_stop_step)
+    assert all(p.test is not None for p in full.curve)
+    assert [p.step for p in lazy.curve if p.test is not None] == [lazy.early_stop_step, 200]
+    for k, v in full.final_weights.items():
+        assert torch.equal(lazy.final_weights[k], v)  # reading test on the kept weights leaves the final ones

@@ -1,6 +1,8 @@
 """The vision domain's seam to the engine: builds classifiers, names their prunable tensors, trains jobs."""
 from __future__ import annotations
 
+import threading
+
 import torch
 from torch import nn
 
@@ -20,6 +22,8 @@ class VisionAdapter(Adapter):
     domain = "vision"
     Config = VisionConfig
     presets = PRESETS
+
+    _lock = threading.Lock()  # a class attribute: adapters are pickled to worker processes, locks can't be
 
     def __init__(self, config: VisionConfig) -> None:
         super().__init__(config)
@@ -57,10 +61,13 @@ class VisionAdapter(Adapter):
         """The jobs of a level in one vmapped pass (see domains/vision/batched.py); None if not batchable."""
         from domains.vision.batched import train_batch
 
-        c = self.config
-        if c.threads:
-            torch.set_num_threads(c.threads)
-        return train_batch(self.build(0), self.data(), jobs, c, c.torch_device())
+        c = self.config  # threads: the batched executor's (one pass of several jobs), not --threads per training
+        with self._lock:  # passes may run side by side on threads; build() seeds the global RNG
+            model, data = self.build(0), self.data()
+        return train_batch(model, data, jobs, c, c.torch_device())
+
+    def batch_stacks(self, jobs: int, cores: int) -> int:
+        return min(jobs, cores) if self.config.torch_device().type == "cpu" else 1
 
     def close(self) -> None:
         self._data = None

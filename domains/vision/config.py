@@ -50,6 +50,8 @@ class VisionConfig(DomainConfig):
     mnist1d_samples: int = opt(10000, "MNIST-1D examples generated, 4 in 5 for training and 1 in 5 for test (the paper's file has 5,000)")
     augment: str = opt("auto", "training augmentation: auto (the dataset's usual one), none, crop_flip")
     budget_scale: float = opt(1.0, "multiply iterations, milestones, warm-up and eval cadence by this (e.g. 0.002 for a smoke run)")
+    test_curve: bool = opt(False, "read the test set at every evaluation too (a test-accuracy curve); by default it is "
+                                  "read only where it is reported: at the early-stop step and at the end", identity=False)
     eval_batch: int = opt(2000, "examples per forward pass during evaluation", identity=False)
     device: str = opt("cpu", "device: cpu, cuda, cuda:N or auto", identity=False)
     threads: int = opt(0, "torch CPU threads per training (0 = leave it to the executor and torch); 1 is "

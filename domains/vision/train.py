@@ -74,7 +74,8 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
     """Train `model` (already holding job.weights) from job.start_step to job.budget; see lth_core.job."""
     t0 = time.perf_counter()
     model.to(device).train()
-    hold = MaskHold(model, Mask(job.mask)) if job.mask is not None else None
+    # This loop owns its optimizer, so it masks gradients in place after backward instead of through hooks.
+    hold = MaskHold(model, Mask(job.mask), hooks=False) if job.mask is not None else None
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = OPTIMIZERS.get(c.optimizer)(params, c)
     schedule = Schedule(c)
@@ -83,11 +84,12 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
     evals = eval_points(job.start_step, job.budget, c.eval_cadence())
     tracker = EarlyStopTracker(val_higher_is_better=False)
     captured: dict[int, StateDict] = {}
+    best_state: StateDict = {}  # the weights at the best validation point, where the test set is read
     loss_sum = torch.zeros((), device=device)
     since = 0
 
     def checkpoint(step: int) -> None:
-        nonlocal loss_sum, since
+        nonlocal loss_sum, since, best_state
         if step in job.capture_steps:
             captured[step] = state_copy(model)
         if step in evals:
@@ -95,23 +97,26 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
             if not math.isfinite(train_loss) and since:
                 raise Diverged(f"non-finite training loss before iteration {step}")
             val_loss, val_acc = evaluate(model, data.val, c.eval_batch)
-            test_acc = lambda: evaluate(model, data.test, c.eval_batch)[1]
-            tracker.observe(step, val_loss, test=test_acc, val_acc=val_acc, train_loss=train_loss)
+            test = (lambda: evaluate(model, data.test, c.eval_batch)[1]) if c.test_curve else None
+            if tracker.observe(step, val_loss, test=test, val_acc=val_acc, train_loss=train_loss) and not c.test_curve:
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             loss_sum, since = torch.zeros((), device=device), 0
 
     for step in range(job.start_step, job.budget):
         checkpoint(step)
         idx = batches(step).to(device)
-        x = data.train.x[idx]
+        x = data.train.x.index_select(0, idx)
         if data.augment != "none":
             x = augment(x, torch.Generator().manual_seed(derived_seed(job.seed, 2, step)))
-        loss = F.cross_entropy(model(x), data.train.y[idx])
+        loss = F.cross_entropy(model(x), data.train.y.index_select(0, idx))
         lr = schedule(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
         for p in params:  # = zero_grad(set_to_none=True), without its per-call profiler record (~5% of a small step)
             p.grad = None
         loss.backward()
+        if hold is not None:
+            hold.mask_grads()
         optimizer.step()
         loss_sum += loss.detach()
         since += 1
@@ -120,13 +125,19 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
     if hold is not None:
         hold.assert_held()
         hold.release()
+    final_weights = state_copy(model) if job.keep_final_weights else None
+    if not c.test_curve:  # the test set read twice: at the end, and on the weights kept at the early-stop step
+        tracker.curve[-1].test = evaluate(model, data.test, c.eval_batch)[1]
+        if tracker.best is not tracker.curve[-1]:
+            model.load_state_dict(best_state)
+            tracker.set_best_test(evaluate(model, data.test, c.eval_batch)[1])
     best, last = tracker.best, tracker.curve[-1]
     assert best is not None and best.test is not None and last.test is not None
     seconds = time.perf_counter() - t0
     trained = job.budget - job.start_step
     return Outcome(
         score=best.test, final_score=last.test, early_stop_step=best.step, val_at_stop=best.val, steps=trained,
-        curve=tracker.curve, final_weights=state_copy(model) if job.keep_final_weights else None, captured=captured,
+        curve=tracker.curve, final_weights=final_weights, captured=captured,
         extras={"val_acc_at_stop": best.extras.get("val_acc", math.nan),
                 "iterations_per_s": trained / seconds if seconds > 0 else math.nan},
     )
