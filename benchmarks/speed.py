@@ -4,7 +4,8 @@ LeNet-300-100 at batch 128 (and F&C's 60) on MNIST-shaped data generated in torc
 real loading path runs, anywhere, offline). For the `jobs` trainings of a level it reports job-iterations
 per second (iterations of every job together, per second of wall time) under each executor: `local` with
 `--cpus-per-job 1` (the default) and with every core, `process` (one 1-thread worker per core, already
-started), and `batched` (the jobs stacked into batched matrix products on every core); the GFLOP/s that
+started), and `batched` (the jobs stacked into batched matrix products: as the executor runs them, split
+into one 1-thread stack per core on threads, and as one stack on every core); the GFLOP/s that
 is, with FLOPs counted as executed (torch's FlopCounterMode over one real step), and that as a fraction of
 the fp32 matmul ceiling measured in the same run (square `torch.matmul` on every core). Also the cost of
 holding a mask: a masked against an unmasked job, same thread count. This machine's speed drifts, so
@@ -32,6 +33,7 @@ from domains.vision.adapter import VisionAdapter
 from domains.vision.config import VisionConfig
 from domains.vision.fake_files import write_mnist
 from lth_core.config import RunOptions, opt
+from lth_core.executor_batched import BatchedExecutor
 from lth_core.executor_process import ProcessExecutor
 from lth_core.executors import available_cores
 from lth_core.job import Job
@@ -102,6 +104,8 @@ def measure(cfg: SpeedConfig, data_dir: Path, batch: int, cores: int) -> tuple[d
     work = cfg.iterations * cfg.jobs
     pool = ProcessExecutor(adapter, functools.partial(VisionAdapter, vc), RunOptions(executor="process"))
     list(pool.run(jobs_for(adapter, pool.workers)))  # start the workers and load their data: not timed
+    batched = BatchedExecutor(adapter, functools.partial(VisionAdapter, vc), RunOptions(executor="batched"))
+    stacks = adapter.batch_stacks(cfg.jobs, cores)
     out: dict[str, list[float]] = {}
 
     def record(name: str, seconds: float, iterations: int = work) -> None:
@@ -113,7 +117,9 @@ def measure(cfg: SpeedConfig, data_dir: Path, batch: int, cores: int) -> tuple[d
             record(f"local, {cores} threads",
                    with_threads(cores, lambda: [adapter.train(j) for j in jobs_for(adapter, cfg.jobs)]))
             record(f"process, {pool.workers} x 1 thread", with_threads(1, lambda: list(pool.run(jobs_for(adapter, cfg.jobs)))))
-            record(f"batched, {cores} threads", with_threads(cores, lambda: adapter.train_batch(jobs_for(adapter, cfg.jobs))))
+            record(f"batched, {stacks} stacks x 1 thread", with_threads(cores, lambda: list(batched.run(jobs_for(adapter, cfg.jobs)))))
+            record(f"batched, 1 stack x {cores} threads",
+                   with_threads(cores, lambda: adapter.train_batch(jobs_for(adapter, cfg.jobs))))
             for masked in (False, True):  # the mask's cost, on one job alone, 1 thread
                 job = jobs_for(adapter, 1, masked)[0]
                 record("one job, masked" if masked else "one job, unmasked",

@@ -3,8 +3,9 @@
 Worth it where single jobs are too small to fill the machine (F&C's LeNet and Conv nets at batch 60);
 adapters opt in through `Adapter.train_batch`. A group is split into `Adapter.batch_stacks` passes that
 train side by side on threads of this process, each with one torch thread (on a CPU: small products do
-not share out over cores, jobs do; on a GPU: one pass). A job alone gets every core. Where an adapter
-can't batch, or a pass raises, its jobs are trained one by one as `local` would. Numbers differ from
+not share out over cores, jobs do; on a GPU: one pass on every core). Where an adapter can't batch, a job
+is alone in its group, or a pass raises, jobs are trained one by one as `local` would (`--cpus-per-job`
+threads). Numbers differ from
 `local`'s in the last bits, since batched products sum in another order.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Iterator
 
 import torch
 
-from lth_core.executors import EXECUTORS, Executor, available_cores, train_safely
+from lth_core.executors import EXECUTORS, Executor, available_cores, job_threads, train_safely
 from lth_core.job import Job, Outcome
 
 
@@ -31,7 +32,7 @@ class BatchedExecutor(Executor):
                 outcomes = self._stacked(group, cores) if len(group) > 1 else None
                 if outcomes is None:
                     for job in group:
-                        yield job, train_safely(self.adapter, job, threads=cores)
+                        yield job, train_safely(self.adapter, job, threads=job_threads(self.options))
                 else:
                     yield from zip(group, outcomes)
         finally:
