@@ -81,10 +81,12 @@ def _executor(adapter, monkeypatch, cores):
     return eb.BatchedExecutor(adapter, lambda: adapter, RunOptions(executor="batched"))
 
 
-@pytest.mark.parametrize("cores", [1, 2, 3])
-def test_batched_executor_splits_a_level_into_stacks_on_threads_and_pairs_each_job_with_its_outcome(monkeypatch, cores):
-    adapter = VisionAdapter(VisionConfig(dataset="digits", model="mlp", optimizer="adam", iterations=30, eval_every=10,
-                                         batch_size=32))
+@pytest.mark.parametrize("model,cores", [("mlp", 1), ("mlp", 2), ("mlp", 3), ("cnn1d", 2)])
+def test_batched_executor_splits_a_level_into_stacks_on_threads_and_pairs_each_job_with_its_outcome(monkeypatch, model,
+                                                                                                    cores):
+    dataset = "mnist1d" if model == "cnn1d" else "digits"  # cnn1d: the vmap path, on threads
+    adapter = VisionAdapter(VisionConfig(dataset=dataset, model=model, optimizer="adam", iterations=30, eval_every=10,
+                                         batch_size=32, mnist1d_samples=1500))
     assert adapter.batch_stacks(4, cores) == min(4, cores)
     jobs = level_jobs(adapter)
     jobs[-1].start_step, jobs[-1].budget = 0, 30  # a job with another schedule trains in a group of its own
