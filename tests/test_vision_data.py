@@ -2,8 +2,6 @@
 one-line errors for missing files, and the batched augmentation."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -131,36 +129,3 @@ def test_crop_flip_moves_pixels_but_keeps_shape_and_content():
     # a centred, unflipped crop is the identity: offsets 4,4 occur among seeds for a large batch
     big = x[:1].expand(400, -1, -1, -1)
     assert any(torch.equal(o, x[0]) for o in crop_flip(big, torch.Generator().manual_seed(1)))
-
-
-def test_decoded_files_are_cached_as_tensors_and_decoded_again_when_a_file_changes(tmp_path):
-    data_dir, cache = tmp_path / "data", tmp_path / "cache"
-    write_mnist(data_dir, n_train=300, n_test=50)
-    cfg = VisionConfig(dataset="mnist", data_dir=str(data_dir), val_size=50, cache_dir=str(cache))
-    first = load(cfg)
-    files = list(cache.glob("mnist-*.pt"))
-    assert len(files) == 1
-    again = load(cfg)
-    assert torch.equal(first.train.x, again.train.x) and torch.equal(first.test.y, again.test.y)
-    direct = load(VisionConfig(**{**cfg.__dict__, "cache_dir": "none"}))
-    assert torch.equal(first.train.x, direct.train.x) and torch.equal(first.val.y, direct.val.y)
-
-    files[0].write_bytes(b"damaged")  # a damaged cache file is decoded again and rewritten
-    assert torch.equal(load(cfg).train.x, first.train.x)
-    assert torch.load(files[0], weights_only=True)["train_x"].shape[0] == 300
-
-    write_mnist(data_dir, n_train=400, n_test=50, seed=1)  # other files: another key, the new data
-    assert len(load(cfg).train) + 50 == 400 and len(list(cache.glob("mnist-*.pt"))) == 2
-
-
-def test_a_cached_dataset_loads_without_importing_torchvision(tmp_path):
-    import subprocess
-    import sys
-
-    write_mnist(tmp_path / "data", n_train=200, n_test=20)
-    code = ("import sys; from domains.vision.config import VisionConfig; from domains.vision.data import load; "
-            f"load(VisionConfig(dataset='mnist', data_dir={str(tmp_path / 'data')!r}, val_size=20, "
-            f"cache_dir={str(tmp_path / 'cache')!r})); print('torchvision' in sys.modules)")
-    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           cwd=Path(__file__).resolve().parents[1]).stdout.strip() for _ in range(2)]
-    assert runs == ["True", "False"]

@@ -34,9 +34,6 @@ class VisionConfig(DomainConfig):
     data_dir: str = opt("data", "folder holding datasets in torchvision's layout (e.g. DIR/MNIST/raw/*-ubyte)",
                         identity=False)
     download: bool = opt(False, "download missing torchvision datasets into --data-dir", identity=False)
-    cache_dir: str = opt("", "where decoded --data-dir datasets are kept as tensors, keyed by their files' sizes and "
-                             "times (default: $XDG_CACHE_HOME or ~/.cache, /lth-bench/vision; 'none' = no cache)",
-                         identity=False)
     iterations: int = opt(3000, "training iterations (optimizer steps) per training, before --budget-scale")
     batch_size: int = opt(100, "minibatch size")
     optimizer: str = opt("adam", "optimizer: sgd (with --momentum, --nesterov), adam, adamw")

@@ -6,8 +6,6 @@ and fetched only with `--download`. Examples are normalised once, at load, to fl
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import random
 from dataclasses import dataclass, field
@@ -20,7 +18,6 @@ import torch
 from torch import Tensor
 
 from domains.vision.config import VisionConfig
-from lth_core.atomic import atomic_torch_save
 from lth_core.errors import UsageError
 from lth_core.registry import Registry
 
@@ -186,46 +183,6 @@ def _torchvision(c: VisionConfig, cls) -> tuple:
                          f"{str(e).splitlines()[0]}") from None
 
 
-CACHE_FORMAT = 1  # bump when what a cache file holds changes
-
-
-def cache_folder(c: VisionConfig) -> Path | None:
-    if c.cache_dir == "none":
-        return None
-    if c.cache_dir:
-        return Path(c.cache_dir).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lth-bench" / "vision"
-
-
-def cached(loader: Callable[[VisionConfig], Raw]) -> Callable[[VisionConfig], Raw]:
-    """Decoded files kept as tensors: a later run, and each worker process, loads them in a fraction of a second
-    without importing torchvision (~3 s here, as it pulls in torch._dynamo). Keyed by the files' resolved paths,
-    sizes and modification times, so replaced files are decoded again; a damaged cache file is rebuilt."""
-
-    def load(c: VisionConfig) -> Raw:
-        folder, root = cache_folder(c), Path(c.data_dir).expanduser()
-        paths = [root / f for f in DATASETS.get(c.dataset).files]
-        if folder is None or not all(p.is_file() for p in paths):  # nothing to key on before a --download
-            return loader(c)
-        stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
-        key = hashlib.sha256(json.dumps([CACHE_FORMAT, c.dataset, stats]).encode()).hexdigest()[:16]
-        path = folder / f"{c.dataset}-{key}.pt"
-        try:
-            d = torch.load(path, weights_only=True)
-            return Raw(d["train_x"], d["train_y"], d["test_x"], d["test_y"])
-        except Exception:  # absent, or damaged: decode the files again
-            pass
-        raw = loader(c)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            atomic_torch_save(dict(train_x=raw.train_x, train_y=raw.train_y, test_x=raw.test_x, test_y=raw.test_y), path)
-        except OSError:  # a read-only or full cache folder costs speed, not the run
-            pass
-        return raw
-
-    return load
-
-
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 
@@ -272,20 +229,20 @@ def _cifar(cls_name: str):
 
 
 DATASETS.add("mnist", DatasetSpec(
-    cached(_mnist_like("MNIST")), shape=(1, 28, 28), classes=10, val_size=5000, augment="none",
+    _mnist_like("MNIST"), shape=(1, 28, 28), classes=10, val_size=5000, augment="none",
     mean=(0.1307,), std=(0.3081,), scale=1 / 255, help="MNIST from DATA_DIR/MNIST/raw",
     files=tuple(f"MNIST/raw/{f}" for f in MNIST_FILES), layout="torchvision's layout"))
 DATASETS.add("fashion-mnist", DatasetSpec(
-    cached(_mnist_like("FashionMNIST")), shape=(1, 28, 28), classes=10, val_size=5000, augment="none",
+    _mnist_like("FashionMNIST"), shape=(1, 28, 28), classes=10, val_size=5000, augment="none",
     mean=(0.2860,), std=(0.3530,), scale=1 / 255, help="Fashion-MNIST from DATA_DIR/FashionMNIST/raw",
     files=tuple(f"FashionMNIST/raw/{f}" for f in MNIST_FILES), layout="torchvision's layout"))
 DATASETS.add("cifar10", DatasetSpec(
-    cached(_cifar("CIFAR10")), shape=(3, 32, 32), classes=10, val_size=5000, augment="crop_flip",
+    _cifar("CIFAR10"), shape=(3, 32, 32), classes=10, val_size=5000, augment="crop_flip",
     mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), scale=1 / 255,
     help="CIFAR-10 from DATA_DIR/cifar-10-batches-py",
     files=tuple(f"cifar-10-batches-py/{f}" for f in CIFAR10_FILES), layout="torchvision's python-pickle layout"))
 DATASETS.add("cifar100", DatasetSpec(
-    cached(_cifar("CIFAR100")), shape=(3, 32, 32), classes=100, val_size=5000, augment="crop_flip",
+    _cifar("CIFAR100"), shape=(3, 32, 32), classes=100, val_size=5000, augment="crop_flip",
     mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762), scale=1 / 255,
     help="CIFAR-100 from DATA_DIR/cifar-100-python",
     files=("cifar-100-python/train", "cifar-100-python/test"), layout="torchvision's python-pickle layout"))
