@@ -2,11 +2,12 @@
 
 Each job keeps its own weights, mask, data order (its seed) and augmentation; one optimizer steps the stacked
 tensors, which is the same arithmetic as one optimizer per job because SGD and Adam(W) act elementwise.
-Small models (LeNet, Conv-2/4/6, the MNIST-1D nets) leave most of a CPU idle in one job; stacked, their
-matrix products become batched ones that fill it. A model class with a registered stacked forward
-(`domains/vision/stacked.py`) runs as plain batched matrix products; any other goes through
-`vmap(functional_call)`. Models with batch norm or dropout are not batched (their train-mode state is per
-call); `train_batch` returns None and the executor trains them one by one.
+A model class with a registered stacked forward (`domains/vision/stacked.py`) runs as plain batched matrix
+products. Any other model is, on a GPU, stacked through `vmap(functional_call)` when it has no batch norm
+(whose train-mode statistics are per call); on a CPU, and for batch norm, its jobs train one after another
+with the ordinary loop, on this pass's thread: measured here, vmap halves a Conv-2 job's speed on a CPU, and
+the executor's passes side by side already fill the cores. Models with dropout draw from the global RNG, so
+they are never trained here (`train_batch` returns None; the executor trains them one by one).
 """
 from __future__ import annotations
 
@@ -24,15 +25,38 @@ from domains.vision.config import VisionConfig
 from domains.vision.data import Data, Split
 from domains.vision.optim import OPTIMIZERS, Schedule
 from domains.vision.stacked import stacked_forward
-from domains.vision.train import Batches, derived_seed, eval_points
+from domains.vision.train import Batches, derived_seed, eval_points, train_job
 from lth_core.early_stop import EarlyStopTracker
+from lth_core.errors import Diverged
 from lth_core.job import Job, Outcome, StateDict
 
-STATEFUL = (nn.modules.batchnorm._BatchNorm, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
+PER_CALL_STATE = (nn.modules.batchnorm._BatchNorm,)
+GLOBAL_RNG = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
 def batchable(model: nn.Module) -> bool:
-    return not any(isinstance(m, STATEFUL) for m in model.modules())
+    """Whether jobs of this model can share one vmapped forward (no per-call train-mode state, no dropout)."""
+    return not any(isinstance(m, PER_CALL_STATE + GLOBAL_RNG) for m in model.modules())
+
+
+def thread_safe(model: nn.Module) -> bool:
+    """Whether training it leaves the global RNG alone (so passes may run side by side on threads)."""
+    return not any(isinstance(m, GLOBAL_RNG) for m in model.modules())
+
+
+def one_by_one(model: nn.Module, data: Data, jobs: list[Job], c: VisionConfig, device: torch.device) -> list[Outcome]:
+    """The jobs trained in turn by the ordinary loop, on one model instance reloaded with each job's weights."""
+    outcomes = []
+    for job in jobs:
+        t0 = time.perf_counter()
+        model.load_state_dict(job.weights)
+        try:
+            out = train_job(model, data, job, c, device)
+        except Diverged as e:
+            out = Outcome.failed("diverged", str(e))
+        out.wall_seconds = time.perf_counter() - t0
+        outcomes.append(out)
+    return outcomes
 
 
 class Stack:
@@ -105,12 +129,14 @@ def make_forward(model: nn.Module, stack: Stack) -> Forward:
 
 
 def train_batch(model: nn.Module, data: Data, jobs: list[Job], c: VisionConfig, device: torch.device) -> list[Outcome] | None:
-    """Train jobs sharing a schedule (start step and budget) together; None when the model can't be batched."""
-    if not batchable(model) or len({(j.start_step, j.budget) for j in jobs}) != 1:
+    """Train jobs sharing a schedule (start step and budget) together; None when that can't be done here."""
+    if not thread_safe(model) or len({(j.start_step, j.budget) for j in jobs}) != 1:
         return None
+    spec = stacked_forward(model)
+    if spec is None and (device.type == "cpu" or not batchable(model)):
+        return one_by_one(model, data, jobs, c, device)
     t0 = time.perf_counter()
     model = model.to(device).train()
-    spec = stacked_forward(model)
     stack = Stack(model, jobs, device, spec.transposed(model) if spec else set())
     forward = make_forward(model, stack)
     n_jobs, start, budget = len(jobs), jobs[0].start_step, jobs[0].budget
