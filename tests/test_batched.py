@@ -28,11 +28,14 @@ def level_jobs(adapter, start=0):
 
 @pytest.mark.parametrize("model,optimizer,start,test_curve", [
     ("mlp", "adam", 0, False),  # stacked batched matrix products (domains/vision/stacked.py)
-    ("cnn1d", "sgd", 10, True),  # vmap(functional_call)
+    ("cnn1d", "sgd", 10, True),  # vmap(functional_call), as on a GPU
     ("lenet_300_100", "adamw", 0, False),
     ("lenet_300_100", "sgd", 0, True),
 ])
-def test_batched_jobs_match_jobs_trained_alone(model, optimizer, start, test_curve):
+def test_batched_jobs_match_jobs_trained_alone(model, optimizer, start, test_curve, monkeypatch):
+    import domains.vision.batched as vb
+
+    monkeypatch.setattr(vb, "vmap_pays", lambda model, device: vb.batchable(model))  # the GPU's choice, here
     torch.set_num_threads(1)
     cfg = VisionConfig(dataset="mnist1d", model=model, optimizer=optimizer, lr=0.01 if optimizer == "sgd" else 1e-3,
                        momentum=0.9, weight_decay=1e-4, iterations=50, eval_every=10, batch_size=32,
@@ -107,7 +110,11 @@ def _executor(adapter, monkeypatch, cores):
 @pytest.mark.parametrize("model,cores", [("mlp", 1), ("mlp", 2), ("mlp", 3), ("cnn1d", 2)])
 def test_batched_executor_splits_a_level_into_stacks_on_threads_and_pairs_each_job_with_its_outcome(monkeypatch, model,
                                                                                                     cores):
-    dataset = "mnist1d" if model == "cnn1d" else "digits"  # cnn1d: the vmap path, on threads
+    dataset = "mnist1d" if model == "cnn1d" else "digits"
+    if model == "cnn1d":  # the vmap path (a GPU's choice) must be safe on threads too
+        import domains.vision.batched as vb
+
+        monkeypatch.setattr(vb, "vmap_pays", lambda model, device: vb.batchable(model))
     adapter = VisionAdapter(VisionConfig(dataset=dataset, model=model, optimizer="adam", iterations=30, eval_every=10,
                                          batch_size=32, mnist1d_samples=1500))
     assert adapter.batch_stacks(4, cores) == min(4, cores)
