@@ -128,21 +128,31 @@ def mlp(shape: Shape, classes: int) -> nn.Module:
 
 # --- convolutional, no normalisation --------------------------------------------------------------
 
+def plan_layers(channels: int, plan: Sequence[int | str], block: Callable[[int, int, bool], list[nn.Module]]
+                ) -> tuple[list[nn.Module], int]:
+    """A conv plan as the papers write it (widths, 'M' = 2x2 max-pool) -> layers and the last width;
+    `block(in, out, first)` makes one convolution's modules."""
+    layers: list[nn.Module] = []
+    for spec in plan:
+        if spec == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers += block(channels, int(spec), not layers)
+            channels = int(spec)
+    return layers, channels
+
+
 class ConvNet(nn.Module):
     """3x3 'same' convolutions with ReLU and 2x2 max-pools ('M'), then ReLU FC layers and the output."""
 
     def __init__(self, shape: Shape, plan: Sequence[int | str], fc: Sequence[int], classes: int,
                  kernel: int = 3, padding: int = 1, first_padding: int | None = None) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        channels = shape[0]
-        for spec in plan:
-            if spec == "M":
-                layers.append(nn.MaxPool2d(2))
-            else:
-                pad = first_padding if first_padding is not None and not layers else padding
-                layers += [nn.Conv2d(channels, int(spec), kernel, padding=pad), nn.ReLU()]
-                channels = int(spec)
+        def block(cin: int, cout: int, first: bool) -> list[nn.Module]:
+            pad = first_padding if first_padding is not None and first else padding
+            return [nn.Conv2d(cin, cout, kernel, padding=pad), nn.ReLU()]
+
+        layers, _ = plan_layers(shape[0], plan, block)
         self.features = nn.Sequential(*layers, nn.Flatten())
         widths = [_flat_size(self.features, shape), *fc]
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
@@ -187,14 +197,8 @@ class VGG(nn.Module):
 
     def __init__(self, shape: Shape, plan: Sequence[int | str], classes: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        channels = shape[0]
-        for spec in plan:
-            if spec == "M":
-                layers.append(nn.MaxPool2d(2))
-            else:
-                layers += [nn.Conv2d(channels, int(spec), 3, padding=1), nn.BatchNorm2d(int(spec)), nn.ReLU()]
-                channels = int(spec)
+        layers, channels = plan_layers(shape[0], plan, lambda cin, cout, first: [
+            nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()])
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         _flat_size(self.features, shape)
         self.fc = nn.Linear(channels, classes)
