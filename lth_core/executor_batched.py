@@ -1,11 +1,11 @@
 """The `batched` executor: the jobs of a level that share a schedule trained together, in stacked passes.
 
-Worth it where single jobs are too small to fill the machine; adapters opt in through `Adapter.train_batch`. A group is split into `Adapter.batch_stacks` passes that
-train side by side on threads of this process, each with one torch thread (on a CPU: small products do
-not share out over cores, jobs do; on a GPU: one pass on every core). Where an adapter can't batch, a job
-is alone in its group, or a pass raises, jobs are trained one by one as `local` would (`--cpus-per-job`
-threads). Numbers differ from
-`local`'s in the last bits, since batched products sum in another order.
+Worth it where single jobs are too small to fill the machine; adapters opt in through `Adapter.train_batch`.
+A group is split into `Adapter.batch_stacks` passes that train side by side on threads of this process, each
+with one torch thread (on a CPU small products do not share out over cores, jobs do; on a GPU one pass uses
+every core). Where an adapter can't batch, a job is alone in its group, or a pass raises, jobs are trained
+one by one as `local` would (`--cpus-per-job` threads). Numbers differ from `local`'s in the last bits,
+since batched products sum in another order.
 """
 from __future__ import annotations
 
