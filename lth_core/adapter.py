@@ -7,13 +7,22 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from torch import nn
+from torch import Tensor, nn
 
+from lth_core.errors import UsageError
 from lth_core.job import Job, Outcome, StateDict
+from lth_core.structure import GroupFamily
 
 if TYPE_CHECKING:
     from lth_core.config import DomainConfig
     from lth_core.presets import Preset
+
+
+class Unsupported(UsageError):
+    """A capability this domain does not offer: one line, 'domain X cannot Y', before anything runs."""
+
+
+SPLITS = ("val", "test")
 
 
 @dataclass(frozen=True)
@@ -94,3 +103,31 @@ class Adapter(ABC):
 
     def close(self) -> None:
         """Release datasets, environments or worker pools held between jobs."""
+
+    # ---- optional capabilities beyond training (see `capabilities`) ----------------------------------
+    def evaluate(self, weights: StateDict, split: str) -> dict[str, float]:
+        """Metrics of arbitrary weights on `split` ('val' or 'test'): at least `metric().val_name` on 'val' and
+        `metric().name` on 'test' (and the training loss of the split as 'loss' where the domain has one)."""
+        raise self.unsupported("evaluate arbitrary weights")
+
+    def training_loss(self, model: nn.Module, batches: int, seed: int) -> Tensor:
+        """The domain's own training loss of `model` on `batches` batches of its training data drawn with
+        `seed`, differentiable in the model's Parameters (the scoring hook of gradient-based criteria)."""
+        raise self.unsupported("compute a training loss for scoring")
+
+    def structure(self, model: nn.Module) -> list[GroupFamily]:
+        """The prunable groups across coupled tensors: neurons, channels, attention heads."""
+        raise self.unsupported("describe its structure (neurons, channels, heads)")
+
+    def capabilities(self) -> set[str]:
+        """Which optional capabilities this adapter overrides: 'evaluate', 'training_loss', 'structure'."""
+        return {name for name in ("evaluate", "training_loss", "structure")
+                if getattr(type(self), name) is not getattr(Adapter, name)}
+
+    def require(self, capability: str, why: str) -> None:
+        """One line before anything runs when a requested analysis needs what this domain cannot do."""
+        if capability not in self.capabilities():
+            raise Unsupported(f"domain {self.domain!r} cannot {capability.replace('_', ' ')}, which {why} needs")
+
+    def unsupported(self, what: str) -> Unsupported:
+        return Unsupported(f"domain {self.domain!r} cannot {what}")

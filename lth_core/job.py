@@ -24,6 +24,13 @@ class Job:
     start_step: int = 0  # > 0 when rewound to step k: train from k to budget
     capture_steps: tuple[int, ...] = ()  # steps at which to return a copy of the weights (rewind points)
     keep_final_weights: bool = False  # tickets feed the next level's pruning
+    data_seed: int | None = None  # data order / augmentation / exploration; None = `seed` (the default)
+
+    @property
+    def order_seed(self) -> int:
+        """The seed of the training's own randomness (data order, augmentation, exploration), separate from
+        the initialization, so two trainings from one start can differ only in SGD noise (instability)."""
+        return self.seed if self.data_seed is None else self.data_seed
 
     @property
     def key(self) -> str:

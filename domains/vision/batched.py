@@ -25,10 +25,11 @@ from domains.vision.config import VisionConfig
 from domains.vision.data import Data, Split
 from domains.vision.optim import OPTIMIZERS, Schedule
 from domains.vision.stacked import stacked_forward
-from domains.vision.train import Batches, derived_seed, eval_points, train_job
+from domains.vision.train import Batches, derived_seed, train_job
 from lth_core.early_stop import EarlyStopTracker
 from lth_core.errors import Diverged
 from lth_core.job import Job, Outcome, StateDict
+from lth_core.protocol import EvalGrid
 
 PER_CALL_STATE = (nn.modules.batchnorm._BatchNorm,)
 GLOBAL_RNG = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.FeatureAlphaDropout)
@@ -150,7 +151,7 @@ def train_batch(model: nn.Module, data: Data, jobs: list[Job], c: VisionConfig, 
     schedule = Schedule(c)
     augment = AUGMENTS.get(data.augment)
     batches = [Batches(len(data.train), c.batch_size, j.seed) for j in jobs]
-    evals = eval_points(start, budget, c.eval_cadence())
+    evals = set(EvalGrid(c.eval_cadence()).points(start, budget))
     trackers = [EarlyStopTracker(val_higher_is_better=False) for _ in jobs]
     captured: list[dict[int, StateDict]] = [{} for _ in jobs]
     diverged: list[str] = ["" for _ in jobs]

@@ -17,11 +17,10 @@ from domains.vision.augment import AUGMENTS
 from domains.vision.config import VisionConfig
 from domains.vision.data import Data, Split
 from domains.vision.optim import OPTIMIZERS, Schedule
-from lth_core.early_stop import EarlyStopTracker
-from lth_core.errors import Diverged
 from lth_core.hold import MaskHold
 from lth_core.job import Job, Outcome, StateDict
 from lth_core.masks import Mask
+from lth_core.protocol import EvalGrid, JobProtocol, Trainee
 
 
 def derived_seed(*parts: int) -> int:
@@ -66,12 +65,28 @@ def state_copy(model: nn.Module) -> StateDict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def eval_points(start: int, budget: int, every: int) -> set[int]:
-    return {start, budget} | set(range((start // every + 1) * every, budget, every))
+class VisionTrainee(Trainee):
+    """The protocol's view of one model in training: validation loss (and accuracy), test accuracy, weights."""
+
+    def __init__(self, model: nn.Module, data: Data, eval_batch: int) -> None:
+        self.model, self.data, self.eval_batch = model, data, eval_batch
+
+    def validate(self) -> tuple[float, dict[str, float]]:
+        val_loss, val_acc = evaluate(self.model, self.data.val, self.eval_batch)
+        return val_loss, {"val_acc": val_acc}
+
+    def test(self) -> float:
+        return evaluate(self.model, self.data.test, self.eval_batch)[1]
+
+    def weights(self) -> StateDict:
+        return state_copy(self.model)
+
+    def load_weights(self, weights: StateDict) -> None:
+        self.model.load_state_dict(weights)
 
 
 def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: torch.device) -> Outcome:
-    """Train `model` (already holding job.weights) from job.start_step to job.budget; see lth_core.job."""
+    """Train `model` (already holding job.weights) from job.start_step to job.budget under the engine's protocol."""
     t0 = time.perf_counter()
     model.to(device).train()
     # This loop owns its optimizer, so it masks gradients in place after backward instead of through hooks.
@@ -80,34 +95,20 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
     optimizer = OPTIMIZERS.get(c.optimizer)(params, c)
     schedule = Schedule(c)
     augment = AUGMENTS.get(data.augment)
-    batches = Batches(len(data.train), c.batch_size, job.seed)
-    evals = eval_points(job.start_step, job.budget, c.eval_cadence())
-    tracker = EarlyStopTracker(val_higher_is_better=False)
-    captured: dict[int, StateDict] = {}
-    best_state: StateDict = {}  # the weights at the best validation point, where the test set is read
+    batches = Batches(len(data.train), c.batch_size, job.order_seed)
+    protocol = JobProtocol(job, VisionTrainee(model, data, c.eval_batch), EvalGrid(c.eval_cadence()),
+                           val_higher_is_better=False, test_curve=c.test_curve)
     loss_sum = torch.zeros((), device=device)
     since = 0
 
-    def checkpoint(step: int) -> None:
-        nonlocal loss_sum, since, best_state
-        if step in job.capture_steps:
-            captured[step] = state_copy(model)
-        if step in evals:
-            train_loss = float(loss_sum) / since if since else math.nan
-            if not math.isfinite(train_loss) and since:
-                raise Diverged(f"non-finite training loss before iteration {step}")
-            val_loss, val_acc = evaluate(model, data.val, c.eval_batch)
-            test = (lambda: evaluate(model, data.test, c.eval_batch)[1]) if c.test_curve else None
-            if tracker.observe(step, val_loss, test=test, val_acc=val_acc, train_loss=train_loss) and not c.test_curve:
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            loss_sum, since = torch.zeros((), device=device), 0
-
     for step in range(job.start_step, job.budget):
-        checkpoint(step)
+        if protocol.due(step):
+            protocol.reached(step, train_loss=float(loss_sum) / since if since else None)
+            loss_sum, since = torch.zeros((), device=device), 0
         idx = batches(step).to(device)
         x = data.train.x.index_select(0, idx)
         if data.augment != "none":
-            x = augment(x, torch.Generator().manual_seed(derived_seed(job.seed, 2, step)))
+            x = augment(x, torch.Generator().manual_seed(derived_seed(job.order_seed, 2, step)))
         loss = F.cross_entropy(model(x), data.train.y.index_select(0, idx))
         lr = schedule(step)
         for group in optimizer.param_groups:
@@ -120,24 +121,16 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
         optimizer.step()
         loss_sum += loss.detach()
         since += 1
-    checkpoint(job.budget)
+    protocol.reached(job.budget, train_loss=float(loss_sum) / since if since else None)
 
     if hold is not None:
         hold.assert_held()
         hold.release()
-    final_weights = state_copy(model) if job.keep_final_weights else None
-    if not c.test_curve:  # the test set read twice: at the end, and on the weights kept at the early-stop step
-        tracker.curve[-1].test = evaluate(model, data.test, c.eval_batch)[1]
-        if tracker.best is not tracker.curve[-1]:
-            model.load_state_dict(best_state)
-            tracker.set_best_test(evaluate(model, data.test, c.eval_batch)[1])
-    best, last = tracker.best, tracker.curve[-1]
-    assert best is not None and best.test is not None and last.test is not None
     seconds = time.perf_counter() - t0
     trained = job.budget - job.start_step
-    return Outcome(
-        score=best.test, final_score=last.test, early_stop_step=best.step, val_at_stop=best.val, steps=trained,
-        curve=tracker.curve, final_weights=final_weights, captured=captured,
-        extras={"val_acc_at_stop": best.extras.get("val_acc", math.nan),
-                "iterations_per_s": trained / seconds if seconds > 0 else math.nan},
-    )
+    out = protocol.finish(job.budget)
+    best = protocol.tracker.best
+    assert best is not None
+    out.extras = {"val_acc_at_stop": best.extras.get("val_acc", math.nan),
+                  "iterations_per_s": trained / seconds if seconds > 0 else math.nan}
+    return out
