@@ -26,8 +26,8 @@ class BatchedExecutor(Executor):
         cores = available_cores()
         try:
             key = lambda j: (j.start_step, j.budget)  # noqa: E731
-            for _, group in groupby(sorted(jobs, key=key), key=key):
-                group = list(group)
+            for _, same_schedule in groupby(sorted(jobs, key=key), key=key):
+                group = list(same_schedule)
                 outcomes = self._stacked(group, cores) if len(group) > 1 else None
                 if outcomes is None:
                     for job in group:
@@ -52,5 +52,5 @@ class BatchedExecutor(Executor):
             return None
         if any(r is None for r in results):
             return None
-        by_job = {id(j): o for stack, outs in zip(stacks, results) for j, o in zip(stack, outs)}
+        by_job = {id(j): o for stack, outs in zip(stacks, results) if outs is not None for j, o in zip(stack, outs)}
         return [by_job[id(j)] for j in group]

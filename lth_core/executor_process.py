@@ -22,7 +22,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.queues import SimpleQueue
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Generator, Iterator
 
 from lth_core.errors import UsageError
 from lth_core.executors import (EXECUTORS, WORKER_DEATH_RETRIES, AdapterFactory, Executor, WorkerStartError,
@@ -171,7 +171,7 @@ class ProcessExecutor(Executor):
             for job in suspects:
                 yield job, self._alone(job)
 
-    def _in_parallel(self, queue: deque[Job]) -> Iterator[tuple[Job, Outcome]]:
+    def _in_parallel(self, queue: deque[Job]) -> Generator[tuple[Job, Outcome], None, list[Job] | None]:
         """Train the queue in parallel, yielding as jobs finish. On a worker death, put back the jobs that
         had not started and return those that had (the suspects); None when no job started in that pool."""
         pool = self._ensure_pool()

@@ -126,7 +126,8 @@ class RayExecutor(Executor):
 
     def run(self, jobs: list[Job]) -> Iterator[tuple[Job, Outcome]]:
         limit = self.options.workers or len(jobs)  # --workers caps the jobs in flight; 0 = as many as fit
-        waiting, in_flight = deque(jobs), {}
+        waiting: deque[Job] = deque(jobs)
+        in_flight: dict[Any, Job] = {}
         while waiting or in_flight:
             while waiting and len(in_flight) < limit:
                 job = waiting.popleft()
