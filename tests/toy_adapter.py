@@ -1,4 +1,5 @@
-"""A small domain-free adapter for the engine's tests: a tiny MLP on generated data, trained by a plain loop."""
+"""A small domain for the engine's tests, and the template of a domain: a tiny MLP on generated data, trained by
+a plain loop that calls the engine's protocol (lth_core/protocol.py); see docs/ARCHITECTURE.md, "add a domain"."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,12 +9,12 @@ from torch import nn
 
 from lth_core.adapter import Adapter, Metric
 from lth_core.config import DomainConfig, opt
-from lth_core.early_stop import EarlyStopTracker
 from lth_core.errors import Diverged, UsageError
 from lth_core.hold import MaskHold
 from lth_core.job import Job, Outcome
 from lth_core.masks import Mask
 from lth_core.presets import Preset
+from lth_core.protocol import EvalGrid, JobProtocol, Trainee
 
 OPTIMIZERS = {
     "sgd": lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9, nesterov=True, weight_decay=1e-3),
@@ -114,23 +115,19 @@ class ToyAdapter(Adapter):
             return nn.functional.cross_entropy(logits, y).item(), (logits.argmax(1) == y).float().mean().item()
 
     def train(self, job: Job) -> Outcome:
+        """The template of a domain's training: its own loop, with the engine's protocol called at each step."""
         self.calls += 1
         torch.set_num_threads(1)
         model = self.build(0)
         model.load_state_dict(job.weights)
         hold = MaskHold(model, Mask(job.mask)) if job.mask is not None else None
         opt_ = OPTIMIZERS[self.config.optimizer](model.parameters(), self.config.lr)  # built after the mask
-        g = torch.Generator().manual_seed(job.seed)
+        protocol = JobProtocol(job, ToyTrainee(self, model), EvalGrid(self.config.eval_every),
+                               val_higher_is_better=self.metric().val_higher_is_better)
+        g = torch.Generator().manual_seed(job.order_seed)
         x, y = self.train_set
-        tracker = EarlyStopTracker(val_higher_is_better=False)
-        captured = {}
-        for step in range(job.start_step, job.budget + 1):
-            if step in job.capture_steps:
-                captured[step] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            if step % self.config.eval_every == 0 or step == job.budget:
-                tracker.observe(step, self._eval(model, self.val_set)[0], test=self._eval(model, self.test_set)[1])
-            if step == job.budget:
-                break
+        for step in range(job.start_step, job.budget):
+            protocol.reached(step)
             idx = torch.randint(0, len(x), (32,), generator=g)
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
             if step == self.config.nan_at:
@@ -141,11 +138,40 @@ class ToyAdapter(Adapter):
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt_.step()
+        protocol.reached(job.budget)
         if hold:
             hold.assert_held()
             hold.release()
-        best = tracker.best
-        return Outcome(score=best.test, final_score=tracker.curve[-1].test, early_stop_step=best.step,
-                       val_at_stop=best.val, steps=job.budget - job.start_step, curve=tracker.curve,
-                       final_weights={k: v.detach().clone() for k, v in model.state_dict().items()}
-                       if job.keep_final_weights else None, captured=captured)
+        return protocol.finish(job.budget)
+
+    def evaluate(self, weights, split: str) -> dict[str, float]:
+        model = self.build(0)
+        model.load_state_dict(weights)
+        loss, acc = self._eval(model, self.val_set if split == "val" else self.test_set)
+        return {"val_loss": loss, "loss": loss} if split == "val" else {"accuracy": acc, "loss": loss}
+
+    def training_loss(self, model: nn.Module, batches: int, seed: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        x, y = self.train_set
+        idx = torch.randint(0, len(x), (32 * batches,), generator=g)
+        return nn.functional.cross_entropy(model(x[idx]), y[idx])
+
+
+class ToyTrainee(Trainee):
+    """What the protocol reads of a toy training: validation loss, test accuracy, the weights."""
+
+    def __init__(self, adapter: ToyAdapter, model: nn.Module) -> None:
+        self.adapter, self.model = adapter, model
+
+    def validate(self) -> tuple[float, dict[str, float]]:
+        loss, acc = self.adapter._eval(self.model, self.adapter.val_set)
+        return loss, {"val_acc": acc}
+
+    def test(self) -> float:
+        return self.adapter._eval(self.model, self.adapter.test_set)[1]
+
+    def weights(self):
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def load_weights(self, weights) -> None:
+        self.model.load_state_dict(weights)
