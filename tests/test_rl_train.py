@@ -45,7 +45,8 @@ def test_rewound_job_resumes_the_schedule(adapter):
     out = adapter.train(Job(level=1, kind="ticket", trial=0, seed=0, weights=adapter.initial_weights(0), mask=None,
                             budget=adapter.budget(), start_step=500))
     steps = [p.step for p in out.curve]  # first env-step counts at or past 800 and 1200 (8 envs from 500), the end
-    assert steps == [804, 1204, 1220] and out.steps == 1220  # one A2C rollout (8 envs x 5 steps) past the budget
+    assert steps == [804, 1204, 1220]  # one A2C rollout (8 envs x 5 steps) past the budget
+    assert out.steps == 1220 - 500  # env steps trained (the protocol counts from the rewind point)
 
 
 def test_threshold_step_is_the_first_validation_point_reaching_it(adapter):

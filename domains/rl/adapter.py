@@ -14,23 +14,32 @@ away whole) and prunes them layerwise at their own rate.
 Metric: mean return of the deterministic policy over `eval_episodes` fixed, separately seeded episodes.
 Validation episodes choose the early-stopping step; test episodes (other seeds) give the reported score
 there and at the end. `threshold_step` (a result column) is the first evaluation step whose validation
-return reached the env's `reward_threshold` (NaN when never, or when the env has none).
+return reached the env's `reward_threshold` (NaN when never, or when the env has none). The evaluation grid,
+early stopping, captures and test reads are `lth_core.protocol`'s (see `domains.rl.train`).
+
+Capabilities: `evaluate` (those episodes for any weights), `training_loss` (A2C's / PPO's own loss on
+rollouts, `domains.rl.loss`), `structure` (neurons and channels, `domains.rl.structure`).
 """
 from __future__ import annotations
 
 from typing import ClassVar
 
-from torch import nn
+from torch import Tensor, nn
 
 from domains.rl.algos import ALGOS
 from domains.rl.config import RLConfig, parse_algo_kwargs
 from domains.rl.envs import probe
+from domains.rl.evaluation import METRIC, TEST_SEED, VAL_SEED, EvalSplit
+from domains.rl.loss import rollout_loss
 from domains.rl.policy import make_policy, parse_arch, policy_kwargs, policy_name, prunable_groups
 from domains.rl.presets import PRESETS
+from domains.rl.structure import policy_families
 from domains.rl.train import Setup, train_job
-from lth_core.adapter import Adapter, Metric
-from lth_core.job import Job, Outcome
+from lth_core.adapter import SPLITS, Adapter, Metric
+from lth_core.errors import UsageError
+from lth_core.job import Job, Outcome, StateDict
 from lth_core.presets import Preset
+from lth_core.structure import GroupFamily
 
 
 class RLAdapter(Adapter):
@@ -69,7 +78,7 @@ class RLAdapter(Adapter):
         return f"{self.config.env}/{self.config.algo}-{kind}{arch}"
 
     def metric(self) -> Metric:
-        return Metric(name="return", higher_is_better=True, val_name="val_return", val_higher_is_better=True)
+        return METRIC
 
     def budget(self) -> int:
         return self.config.scaled(self.config.timesteps or self.info.timesteps)
@@ -82,3 +91,24 @@ class RLAdapter(Adapter):
 
     def train(self, job: Job) -> Outcome:
         return train_job(self.setup, job)
+
+    def evaluate(self, weights: StateDict, split: str) -> dict[str, float]:
+        """Mean return of the deterministic policy with `weights` on the job's validation or test episodes."""
+        if split not in SPLITS:
+            raise UsageError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+        policy = self.build(0)
+        policy.load_state_dict(weights)
+        s = self.setup
+        episodes = EvalSplit(self.info, s.eval_episodes, VAL_SEED if split == "val" else TEST_SEED,
+                             s.max_episode_steps)
+        try:
+            value = episodes.mean_return(policy.to(s.device))
+        finally:
+            episodes.close()
+        return {METRIC.val_name if split == "val" else METRIC.name: value}
+
+    def training_loss(self, model: nn.Module, batches: int, seed: int) -> Tensor:
+        return rollout_loss(self.setup, model, batches, seed)
+
+    def structure(self, model: nn.Module) -> list[GroupFamily]:
+        return policy_families(model)

@@ -23,6 +23,7 @@ from stable_baselines3.common.utils import ConstantSchedule
 from torch import Tensor, nn
 
 from domains.rl.algos import AlgoSpec
+from lth_core.hold import MaskHold
 from lth_core.registry import Registry
 
 ACTIVATIONS: Registry[type[nn.Module]] = Registry("activation")
@@ -112,3 +113,14 @@ def target_mirrors(policy: nn.Module, names: list[str]) -> dict[str, list[Tensor
         if twin in params:
             out[n] = [params[twin]]
     return out
+
+
+def mirror_violations(hold: MaskHold) -> dict[str, int]:
+    """Pruned entries of the mirrors (DQN's target network) that are not exactly zero."""
+    bad = {}
+    for name, tensors in hold.mirrors.items():
+        pruned = ~hold.mask[name].to(tensors[0].device)
+        n = sum(int((t.detach()[pruned] != 0).sum()) for t in tensors)
+        if n:
+            bad[name] = n
+    return bad

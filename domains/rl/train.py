@@ -1,4 +1,5 @@
-"""One job: SB3's algorithm built on the job's weights, its mask held, trained by SB3's own `learn()`."""
+"""One job: SB3's algorithm built on the job's weights, its mask held, trained by SB3's own `learn()` under the
+engine's `JobProtocol` (evaluation points, early stopping, captures, best state, test reads: the protocol's)."""
 from __future__ import annotations
 
 import math
@@ -8,14 +9,14 @@ from typing import Any
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from domains.rl.algos import AlgoSpec
-from domains.rl.callback import TicketCallback, check_finite, state_copy
+from domains.rl.callback import TicketCallback, check_finite
 from domains.rl.envs import EnvInfo
-from domains.rl.evaluation import TEST_SEED, VAL_SEED, EvalSplit
-from domains.rl.policy import policy_name, target_mirrors
-from lth_core.early_stop import EarlyStopTracker
+from domains.rl.evaluation import METRIC, TEST_SEED, VAL_SEED, EvalSplit, RLTrainee
+from domains.rl.policy import mirror_violations, policy_name, target_mirrors
 from lth_core.hold import MaskHold
 from lth_core.job import Job, Outcome
 from lth_core.masks import Mask
+from lth_core.protocol import EvalGrid, JobProtocol
 
 
 @dataclass(frozen=True)
@@ -40,75 +41,41 @@ def build_algorithm(setup: Setup, seed: int) -> BaseAlgorithm:
                           policy_kwargs=dict(setup.policy_kwargs), verbose=0, **setup.algo_kwargs)
 
 
-def mirror_violations(hold: MaskHold) -> dict[str, int]:
-    """Pruned entries of the mirrors (DQN's target network) that are not exactly zero."""
-    bad = {}
-    for name, tensors in hold.mirrors.items():
-        pruned = ~hold.mask[name].to(tensors[0].device)
-        n = sum(int((t.detach()[pruned] != 0).sum()) for t in tensors)
-        if n:
-            bad[name] = n
-    return bad
-
-
 def train_job(setup: Setup, job: Job) -> Outcome:
     # Torch threads are the executor's (`--cpus-per-job`, 1 by default): small policies train fastest on one.
-    model = build_algorithm(setup, job.seed)
+    model = build_algorithm(setup, job.order_seed)  # exploration and env resets: the job's order seed
     val = EvalSplit(setup.info, setup.eval_episodes, VAL_SEED, setup.max_episode_steps)
     test = EvalSplit(setup.info, setup.eval_episodes, TEST_SEED, setup.max_episode_steps)
     hold = None
     try:
         model.policy.load_state_dict(job.weights)
         if job.mask is not None:
-            names = list(job.mask)
-            mirrors = target_mirrors(model.policy, names) if setup.algo.target_network else None
+            mirrors = target_mirrors(model.policy, list(job.mask)) if setup.algo.target_network else None
             hold = MaskHold(model.policy, Mask(job.mask), mirrors=mirrors)
-        tracker = EarlyStopTracker(val_higher_is_better=True)
-        threshold = setup.info.reward_threshold
-        reached: list[int] = []
-
-        def evaluate(step: int) -> None:
-            v = val.mean_return(model)
-            if threshold is not None and not reached and v >= threshold:
-                reached.append(step)
-            if tracker.observe(step, v):  # selection on validation only; test read where it selects
-                tracker.set_best_test(test.mean_return(model))
-
-        start, budget = job.start_step, job.budget
-        captured = {k: state_copy(model.policy) for k in job.capture_steps if k <= start}
-        # No evaluation point at the start: an untrained deterministic policy can balance CartPole by
-        # chance (returns of ~450 measured), and early stopping must choose among trained policies.
-        callback = TicketCallback(start, budget, setup.eval_every, list(job.capture_steps), evaluate, hold,
-                                  setup.algo.target_network, setup.progress)
-        if budget > start:
-            model.num_timesteps = start  # SB3 then trains to `budget` and its schedules resume at `start`
+        # No evaluation point at the start: see EvalGrid (only trained policies compete for early stopping).
+        protocol = JobProtocol(job, RLTrainee(model, val, test), EvalGrid(setup.eval_every, at_start=False),
+                               val_higher_is_better=METRIC.val_higher_is_better)
+        protocol.reached(job.start_step)  # captures at the start
+        if job.budget > job.start_step:
+            model.num_timesteps = job.start_step  # SB3 then trains to `budget` and its schedules resume there
+            callback = TicketCallback(protocol, hold, setup.algo.target_network, setup.progress)
             try:
-                model.learn(total_timesteps=budget - start, callback=callback, reset_num_timesteps=False)
+                model.learn(total_timesteps=job.budget - job.start_step, callback=callback, reset_num_timesteps=False)
             except ValueError:  # torch.distributions rejects NaN logits before anything else sees them
                 check_finite(model.policy, model.num_timesteps)  # non-finite weights: Diverged
                 raise  # anything else is a real error
-        captured.update(callback.captured)
         end = model.num_timesteps
         check_finite(model.policy, end)
-        if callback.last_eval != end:
-            evaluate(end)
-        last = tracker.curve[-1]
-        if last.test is None:
-            last.test = test.mean_return(model)
         if hold is not None:
             hold.assert_held()
-            bad = mirror_violations(hold)
-            if bad:
+            if bad := mirror_violations(hold):
                 raise AssertionError(f"pruned weights revived in the target network: {bad}")
-        best = tracker.best
-        assert best is not None and best.test is not None
-        return Outcome(
-            score=best.test, final_score=float(last.test), early_stop_step=best.step, val_at_stop=best.val,
-            steps=end, curve=tracker.curve, captured=captured,
-            final_weights=state_copy(model.policy) if job.keep_final_weights else None,
-            extras={"reward_threshold": math.nan if threshold is None else float(threshold),
-                    "threshold_step": reached[0] if reached else math.nan},
-        )
+        out = protocol.finish(end)
+        threshold = setup.info.reward_threshold  # the first evaluation step whose validation return reached it
+        reached = [p.step for p in out.curve if threshold is not None and p.val >= threshold]
+        out.extras = {"reward_threshold": math.nan if threshold is None else float(threshold),
+                      "threshold_step": reached[0] if reached else math.nan}
+        return out
     finally:
         if hold is not None:
             hold.release()
