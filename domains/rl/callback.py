@@ -21,7 +21,7 @@ def check_finite(module: torch.nn.Module, step: int) -> None:
 class TicketCallback(BaseCallback):
     """Called by SB3 after every vectorised env step (`num_timesteps` grows by n_envs each time).
 
-    - when the protocol has a point due: the weights are checked finite, then `protocol.reached(step)`
+    - when the protocol has a point due before the budget: the weights are checked finite, then `protocol.reached(step)`
       (evaluation, early stopping, rewind captures: all the protocol's);
     - after each rollout, for algorithms with a target network: `hold.reapply()`, so weights copied into
       the target network outside the optimizer hold the mask (Polyak updates of a zero by a zero keep it
@@ -39,7 +39,8 @@ class TicketCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         t = self.num_timesteps
-        if self.protocol.due(t):
+        # the end of training is evaluated by `finish`, after SB3's last update (which follows the last step)
+        if t < self.protocol.job.budget and self.protocol.due(t):
             check_finite(self.model.policy, t)
             self.protocol.reached(t)
         if self.bar is not None and t - self._shown >= 1000:
