@@ -27,13 +27,13 @@ def level_jobs(adapter, start=0):
 
 
 @pytest.mark.parametrize("model,optimizer,start,test_curve", [
-    ("mlp", "adam", 0, False),  # stacked batched matrix products (domains/vision/stacked.py)
+    ("mlp", "adam", 0, False),  # stacked batched matrix products (domains/vision/stacked_forward.py)
     ("cnn1d", "sgd", 10, True),  # vmap(functional_call), as on a GPU
     ("lenet_300_100", "adamw", 0, False),
     ("lenet_300_100", "sgd", 0, True),
 ])
 def test_batched_jobs_match_jobs_trained_alone(model, optimizer, start, test_curve, monkeypatch):
-    import domains.vision.batched as vb
+    import domains.vision.batched_training as vb
 
     monkeypatch.setattr(vb, "vmap_pays", lambda model, device: vb.batchable(model))  # the GPU's choice, here
     torch.set_num_threads(1)
@@ -92,7 +92,7 @@ def test_models_without_a_stacked_forward_train_in_turn_on_a_cpu_exactly_as_alon
 def test_models_with_dropout_are_not_trained_in_a_pass():
     from torch import nn
 
-    from domains.vision.batched import train_batch
+    from domains.vision.batched_training import train_batch
 
     adapter = VisionAdapter(VisionConfig(dataset="digits", model="mlp", iterations=4, eval_every=2))
     model = nn.Sequential(nn.Flatten(), nn.Dropout(0.1), nn.Linear(64, 10))  # dropout draws from the global RNG
@@ -112,7 +112,7 @@ def test_batched_executor_splits_a_level_into_stacks_on_threads_and_pairs_each_j
                                                                                                     cores):
     dataset = "mnist1d" if model == "cnn1d" else "digits"
     if model == "cnn1d":  # the vmap path (a GPU's choice) must be safe on threads too
-        import domains.vision.batched as vb
+        import domains.vision.batched_training as vb
 
         monkeypatch.setattr(vb, "vmap_pays", lambda model, device: vb.batchable(model))
     adapter = VisionAdapter(VisionConfig(dataset=dataset, model=model, optimizer="adam", iterations=30, eval_every=10,

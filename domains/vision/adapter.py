@@ -58,8 +58,8 @@ class VisionAdapter(Adapter):
         return train_job(model, self.data(), job, c, c.torch_device())
 
     def train_batch(self, jobs: list[Job]) -> list[Outcome] | None:
-        """The jobs of a level in one pass: stacked where that pays, else in turn (domains/vision/batched.py)."""
-        from domains.vision.batched import train_batch
+        """The jobs of a level in one pass: stacked where that pays, else in turn (domains/vision/batched_training.py)."""
+        from domains.vision.batched_training import train_batch
 
         c = self.config  # threads: the batched executor's (one pass of several jobs), not --threads per training
         with self._lock:  # passes may run side by side on threads; build() seeds the global RNG
@@ -67,7 +67,7 @@ class VisionAdapter(Adapter):
         return train_batch(model, data, jobs, c, c.torch_device())
 
     def batch_stacks(self, jobs: int, cores: int) -> int:
-        """On a CPU one pass per core, side by side; on a GPU one pass (see domains/vision/batched.py)."""
+        """On a CPU one pass per core, side by side; on a GPU one pass (see domains/vision/batched_training.py)."""
         return min(jobs, cores) if self.config.torch_device().type == "cpu" else 1
 
     def close(self) -> None:
