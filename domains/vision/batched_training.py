@@ -88,8 +88,9 @@ class Stack:
             shape = jobs[0].weights[n].shape
             m = [(j.mask[n] if j.mask is not None else torch.ones(shape, dtype=torch.bool)).float() for j in jobs]
             self.masks[n] = self._stack(m, n, device).to(self.params[n].dtype)
-        with torch.no_grad():
-            torch._foreach_mul_([self.params[n] for n in self.masks], list(self.masks.values()))
+        if self.masks:  # (foreach ops refuse empty lists: a stack of dense jobs has no mask)
+            with torch.no_grad():
+                torch._foreach_mul_([self.params[n] for n in self.masks], list(self.masks.values()))
 
     def _stack(self, tensors: list[Tensor], name: str, device: torch.device) -> Tensor:
         if name in self.transposed:
