@@ -12,7 +12,8 @@ ResNet (a stem, blocks of conv1-bn1-conv2-bn2 with an identity or 1x1-conv short
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from itertools import pairwise
 
 from torch import nn
 
@@ -40,7 +41,7 @@ def chain(model: nn.Module) -> list[GroupFamily]:
         elif isinstance(m, nn.modules.batchnorm._BatchNorm) and layers:
             bns[layers[-1][0]] = name
     families = []
-    for (name, layer), (nxt, reader) in zip(layers[:-1], layers[1:]):
+    for (name, layer), (nxt, reader) in pairwise(layers):
         count = layer.weight.shape[0]
         width = reader.in_features // count if isinstance(reader, nn.Linear) else 1  # flatten: H*W per channel
         kind = "neuron" if isinstance(layer, nn.Linear) else "channel"
@@ -95,7 +96,8 @@ def families(model: nn.Module) -> list[GroupFamily] | None:
     """The model's group families; None for a model class whose layout is not described here."""
     make = STRUCTURES.get(type(model))
     if make is None:
-        from torchvision.models.resnet import BasicBlock, ResNet  # ResNet-18 (torchvision's, CIFAR stem)
+        # ResNet-18 (torchvision's, CIFAR stem)
+        from torchvision.models.resnet import BasicBlock, ResNet
 
         if type(model) is ResNet and all(isinstance(b, BasicBlock) for b in model.modules()
                                          if type(b).__name__.endswith("Block")):
