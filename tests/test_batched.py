@@ -27,13 +27,13 @@ def level_jobs(adapter, start=0):
 
 
 @pytest.mark.parametrize("model,optimizer,start,test_curve", [
-    ("mlp", "adam", 0, False),  # stacked batched matrix products (domains/vision/stacked.py)
+    ("mlp", "adam", 0, False),  # stacked batched matrix products (domains/vision/stacked_forward.py)
     ("cnn1d", "sgd", 10, True),  # vmap(functional_call), as on a GPU
     ("lenet_300_100", "adamw", 0, False),
     ("lenet_300_100", "sgd", 0, True),
 ])
 def test_batched_jobs_match_jobs_trained_alone(model, optimizer, start, test_curve, monkeypatch):
-    import domains.vision.batched as vb
+    import domains.vision.batched_training as vb
 
     monkeypatch.setattr(vb, "vmap_pays", lambda model, device: vb.batchable(model))  # the GPU's choice, here
     torch.set_num_threads(1)
@@ -92,7 +92,7 @@ def test_models_without_a_stacked_forward_train_in_turn_on_a_cpu_exactly_as_alon
 def test_models_with_dropout_are_not_trained_in_a_pass():
     from torch import nn
 
-    from domains.vision.batched import train_batch
+    from domains.vision.batched_training import train_batch
 
     adapter = VisionAdapter(VisionConfig(dataset="digits", model="mlp", iterations=4, eval_every=2))
     model = nn.Sequential(nn.Flatten(), nn.Dropout(0.1), nn.Linear(64, 10))  # dropout draws from the global RNG
@@ -112,7 +112,7 @@ def test_batched_executor_splits_a_level_into_stacks_on_threads_and_pairs_each_j
                                                                                                     cores):
     dataset = "mnist1d" if model == "cnn1d" else "digits"
     if model == "cnn1d":  # the vmap path (a GPU's choice) must be safe on threads too
-        import domains.vision.batched as vb
+        import domains.vision.batched_training as vb
 
         monkeypatch.setattr(vb, "vmap_pays", lambda model, device: vb.batchable(model))
     adapter = VisionAdapter(VisionConfig(dataset=dataset, model=model, optimizer="adam", iterations=30, eval_every=10,
@@ -141,3 +141,72 @@ def test_batched_executor_trains_batch_norm_models_side_by_side(monkeypatch):
         j.budget = 4
     results = list(_executor(adapter, monkeypatch, 2).run(jobs))
     assert [j for j, _ in results] == jobs and all(o.status == "ok" and o.steps == 4 for _, o in results)
+
+
+def test_a_stack_of_dense_jobs_trains():
+    """Jobs with no mask at all (a level 0 of dense trials) stack too: no masked tensor to apply."""
+    torch.set_num_threads(1)
+    adapter = VisionAdapter(VisionConfig(dataset="digits", model="mlp", iterations=6, eval_every=3))
+    jobs = [Job(level=0, kind="dense", trial=i, seed=i, weights=adapter.initial_weights(i), mask=None, budget=6)
+            for i in range(2)]
+    outs = adapter.train_batch(jobs)
+    assert outs is not None and [o.status for o in outs] == ["ok", "ok"]
+    for job, out in zip(jobs, outs):
+        alone = adapter.train(job)
+        assert (out.early_stop_step, out.score) == (alone.early_stop_step, pytest.approx(alone.score, abs=2e-3))
+
+
+def test_a_diverged_job_gets_its_outcome_and_the_others_go_on():
+    torch.set_num_threads(1)
+    adapter = VisionAdapter(VisionConfig(dataset="digits", model="mlp", optimizer="adam", iterations=20,
+                                         eval_every=5))
+    jobs = level_jobs(adapter)
+    for j in jobs:
+        j.budget = 20
+    jobs[1].weights = {**jobs[1].weights, "fc.bias": torch.full_like(jobs[1].weights["fc.bias"], float("nan"))}
+    outs = adapter.train_batch(jobs)
+    assert outs is not None
+    assert outs[1].status == "diverged" and "non-finite" in outs[1].error
+    for i in (0, 2, 3):
+        alone = adapter.train(jobs[i])
+        assert outs[i].status == "ok"
+        assert outs[i].early_stop_step == alone.early_stop_step
+        assert outs[i].score == pytest.approx(alone.score, abs=2e-3)
+
+
+def test_a_stack_validates_all_its_jobs_in_one_pass_per_point(monkeypatch):
+    """The per-job protocols pull validation through one shared pass; test reads: one pass for the final
+    weights of all jobs, then one single-job pass per job whose early-stop step is not its last."""
+    import domains.vision.batched_training as vb
+
+    calls: list[tuple[object, int]] = []
+    compute = vb.StackEval.compute
+
+    def counted(self, split, jobs):
+        calls.append((split, len(jobs)))
+        return compute(self, split, jobs)
+
+    monkeypatch.setattr(vb.StackEval, "compute", counted)
+    torch.set_num_threads(1)
+    adapter = VisionAdapter(VisionConfig(dataset="digits", model="mlp", optimizer="adam", iterations=40,
+                                         eval_every=10))
+    data = adapter.data()
+    jobs = level_jobs(adapter)
+    outs = adapter.train_batch(jobs)
+    assert outs is not None
+    val = [n for split, n in calls if split is data.val]
+    test = [n for split, n in calls if split is data.test]
+    assert len(val) + len(test) == len(calls)
+    assert val == [len(jobs)] * len(outs[0].curve)
+    early = sum(o.early_stop_step != jobs[0].budget for o in outs)
+    assert test == [len(jobs)] + [1] * early
+
+
+def test_no_early_stopping_of_its_own_in_the_vision_domain():
+    """Early stopping, the best state and captures live in lth_core.protocol, once."""
+    from pathlib import Path
+
+    import domains.vision
+
+    for path in Path(domains.vision.__file__).parent.glob("*.py"):
+        assert "EarlyStopTracker" not in path.read_text(), path

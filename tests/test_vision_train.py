@@ -10,10 +10,11 @@ import torch
 from domains.vision.adapter import VisionAdapter
 from domains.vision.config import VisionConfig
 from domains.vision.optim import Schedule
-from domains.vision.train import Batches, eval_points
+from domains.vision.train import Batches
 from lth_core.errors import Diverged, UsageError
 from lth_core.job import Job
 from lth_core.masks import Mask
+from lth_core.protocol import EvalGrid
 from lth_core.strategies import STRATEGIES, PruneStep, resolve_rates
 
 SMALL = dict(dataset="digits", model="mlp", iterations=60, batch_size=32, eval_every=20, lr=3e-3, threads=1)
@@ -94,8 +95,8 @@ def test_schedule_warmup_and_step_decay_scale_with_the_budget():
     assert c.total_iterations() == 300 and c.milestones() == [200, 250] and c.warmup_iterations() == 10
     assert s(0) == pytest.approx(0.01) and s(9) == pytest.approx(0.1) and s(199) == pytest.approx(0.1)
     assert s(200) == pytest.approx(0.01) and s(299) == pytest.approx(0.001)
-    assert eval_points(0, 300, c.eval_cadence()) == {0, 100, 200, 300}
-    assert eval_points(150, 300, 100) == {150, 200, 300}
+    assert EvalGrid(c.eval_cadence()).points(0, 300) == [0, 100, 200, 300]
+    assert EvalGrid(100).points(150, 300) == [150, 200, 300]
     with pytest.raises(UsageError, match="--lr-milestones '40000' must lie below --iterations"):
         VisionConfig(iterations=30000, lr_milestones="40000").validate()
 
@@ -107,7 +108,7 @@ def test_divergence_is_reported_as_diverged():
 
 
 def test_augmented_cifar_shaped_training_runs_and_holds_the_mask(tmp_path):
-    from domains.vision.fake_files import write_cifar10
+    from vision_fake_files import write_cifar10
 
     write_cifar10(tmp_path, per_batch=20, n_test=20)
     ad = adapter(dataset="cifar10", model="resnet20", data_dir=str(tmp_path), val_size=20, iterations=4,
