@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmarks.cli import OneLineParser
 from domains.vision.adapter import VisionAdapter
 from domains.vision.config import VisionConfig
-from tests.vision_fake_files import write_mnist
+from benchmarks.fake_vision_files import write_mnist
 from lth_core.config import RunOptions, opt
 from lth_core.executor_batched import BatchedExecutor
 from lth_core.executor_process import ProcessExecutor

@@ -14,7 +14,7 @@ import torch
 from benchmarks.speed import jobs_for, matmul_gflops, step_flops
 from domains.vision.adapter import VisionAdapter
 from domains.vision.config import VisionConfig
-from tests.vision_fake_files import write_mnist
+from benchmarks.fake_vision_files import write_mnist
 from lth_core.config import RunOptions
 from lth_core.executor_batched import BatchedExecutor
 from lth_core.executors import available_cores

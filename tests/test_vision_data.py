@@ -9,7 +9,7 @@ import torch
 from domains.vision.augment import crop_flip
 from domains.vision.config import VisionConfig
 from domains.vision.data import DATASETS, load
-from vision_fake_files import write_cifar10, write_cifar100, write_mnist
+from benchmarks.fake_vision_files import write_cifar10, write_cifar100, write_mnist
 from lth_core.errors import UsageError
 
 

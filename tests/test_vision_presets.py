@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks.run import main
 from domains.vision.adapter import VisionAdapter
-from vision_fake_files import write_cifar10, write_mnist
+from benchmarks.fake_vision_files import write_cifar10, write_mnist
 from lth_core.config import ImpConfig
 from lth_core.presets import apply
 

@@ -108,7 +108,7 @@ def test_divergence_is_reported_as_diverged():
 
 
 def test_augmented_cifar_shaped_training_runs_and_holds_the_mask(tmp_path):
-    from vision_fake_files import write_cifar10
+    from benchmarks.fake_vision_files import write_cifar10
 
     write_cifar10(tmp_path, per_batch=20, n_test=20)
     ad = adapter(dataset="cifar10", model="resnet20", data_dir=str(tmp_path), val_size=20, iterations=4,
