@@ -40,8 +40,9 @@ class Adapter(ABC):
 
     Subclasses set `domain`, `Config` (a DomainConfig dataclass) and `presets`.
     `train` must hold `job.mask` with `lth_core.hold.MaskHold` (or, for adapters owning a batched loop,
-    with an equivalent that the mask-invariant tests cover) and choose `early_stop_step` on validation
-    only, through `lth_core.early_stop.EarlyStopTracker`.
+    with an equivalent that the mask-invariant tests cover) and run its loop under
+    `lth_core.protocol.JobProtocol`, which owns the evaluation grid, early stopping on validation, rewind
+    captures, the test reads and the `Outcome`; the domain supplies a `Trainee` (validate, test, weights).
     """
 
     domain: ClassVar[str]
