@@ -105,7 +105,7 @@ class ToyAdapter(Adapter):
         return out
 
     def budget(self) -> int:
-        return self.config.steps
+        return self.config.scaled(self.config.steps)
 
     def _eval(self, model, data):
         x, y = data
@@ -115,7 +115,7 @@ class ToyAdapter(Adapter):
 
     def train(self, job: Job) -> Outcome:
         self.calls += 1
-        torch.set_num_threads(1)
+        torch.set_num_threads(self.config.threads or 1)
         model = self.build(0)
         model.load_state_dict(job.weights)
         hold = MaskHold(model, Mask(job.mask)) if job.mask is not None else None

@@ -35,6 +35,7 @@ from lth_core.presets import Preset
 
 class RLAdapter(Adapter):
     domain = "rl"
+    packages = ("stable-baselines3", "gymnasium", "ale-py")
     Config = RLConfig
     presets: ClassVar[dict[str, Preset]] = PRESETS
 
