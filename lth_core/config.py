@@ -16,7 +16,7 @@ from lth_core.errors import UsageError
 from lth_core.executors import EXECUTORS
 from lth_core.strategies import SCHEDULES, STRATEGIES
 
-HASH_FORMAT = 1  # bump only on a deliberate change of identity; tests/test_identity.py pins the hashes
+HASH_FORMAT = 1  # bump only on a deliberate change of identity; tests/test_cli.py pins the hashes
 
 
 def opt(default: Any, help: str, identity: bool = True, choices: Iterable[str] | None = None, **metadata: Any) -> Any:

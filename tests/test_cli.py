@@ -139,3 +139,17 @@ def test_preset_hashes_are_pinned():
     # fields outside the identity leave the hash alone
     assert config_hash(run_identity("toy", ImpConfig(), ToyConfig(device="cuda"))) == \
         config_hash(run_identity("toy", ImpConfig(), ToyConfig()))
+
+
+def test_nlp_quick_pin_is_what_the_cli_parses_and_validates():
+    """The CLI's own parse (flags, preset, validate) gives the pinned identity; validate changes no field."""
+    pytest.importorskip("fairseq")
+    import dataclasses
+
+    from benchmarks.run import parse
+
+    plan = parse(["--domain", "nlp", "--preset", "quick"], "nlp", "quick")
+    fields_after = dataclasses.asdict(plan.config)
+    plan.config.validate()
+    assert dataclasses.asdict(plan.config) == fields_after
+    assert config_hash(run_identity("nlp", plan.imp, plan.config)) == PINNED[("nlp", "quick")]

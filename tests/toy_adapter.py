@@ -35,6 +35,7 @@ class ToyConfig(DomainConfig):
     device: str = opt("cpu", "device", identity=False)
 
     def validate(self) -> None:
+        super().validate()  # --budget-scale, --threads
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"unknown optimizer {self.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
 
