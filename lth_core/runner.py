@@ -227,7 +227,8 @@ class ImpRunner:
                "config_hash": self.hash, "status": out.status, "error": out.error, "val_metric": self.metric.val_name,
                "val_at_stop": out.val_at_stop, "steps": out.steps, "start_step": job.start_step,
                "kept": mask.num_kept if mask else None, "total": mask.num_total if mask else None,
-               "preset": self.preset, "git_commit": git_commit(), "versions": json.dumps(self.versions(), sort_keys=True),
+               "preset": self.preset, "git_commit": git_commit(),
+               "versions": json.dumps(self.versions(), sort_keys=True),
                "config": json.dumps(self.identity, sort_keys=True, default=str)}
         for k, v in out.extras.items():
             row.setdefault(k, v)
