@@ -73,6 +73,10 @@ class CompareConfig:
             raise UsageError(f"--tolerance {self.tolerance} must be a finite number >= 0")
         if not 0.0 <= self.rel_tolerance < 1.0:
             raise UsageError(f"--rel-tolerance {self.rel_tolerance} must be in [0, 1)")
+        if not 0.0 <= self.density_rtol < 0.5:
+            raise UsageError(f"--density-rtol {self.density_rtol} must be in [0, 0.5)")
+        if not self.kinds():
+            raise UsageError("--regression-kinds is empty; give e.g. ticket or ticket,dense")
 
     def tolerance_at(self, baseline_mean: float) -> float:
         return max(self.tolerance, self.rel_tolerance * abs(baseline_mean)) if math.isfinite(baseline_mean) else self.tolerance
@@ -80,10 +84,6 @@ class CompareConfig:
     def tolerance_text(self) -> str:
         rel = f" or {self.rel_tolerance:.1%} of |A|" if self.rel_tolerance else ""
         return f"{self.tolerance:g}{rel}"
-        if not 0.0 <= self.density_rtol < 0.5:
-            raise UsageError(f"--density-rtol {self.density_rtol} must be in [0, 0.5)")
-        if not self.kinds():
-            raise UsageError("--regression-kinds is empty; give e.g. ticket or ticket,dense")
 
 
 @dataclass

@@ -28,13 +28,29 @@ class Selection:
     preset: str = opt("quick", "named settings of the domain (listed below with --domain D --help)")
 
 
+@dataclass
+class Plan:
+    """One domain's run as parsed and validated, before anything is built or written."""
+
+    cls: type[Adapter]
+    table: dict[str, str]
+    preset: str
+    imp: ImpConfig
+    options: RunOptions
+    config: DomainConfig
+
+    def factory(self) -> functools.partial[Adapter]:
+        """Picklable adapter factory: this process and every worker build the adapter through it."""
+        return functools.partial(make_adapter, self.cls.domain, self.config, self.table)
+
+
 def make_adapter(domain: str, config: DomainConfig, table: dict[str, str] = DOMAINS) -> Adapter:
-    """Picklable adapter factory, so worker processes and Ray actors rebuild the adapter from data."""
+    """The adapter of `domain` for `config` (the factory's target, so worker processes rebuild it from data)."""
     return load_adapter_class(domain, table)(config)
 
 
-def parse(argv: list[str], domain: str, preset_name: str, table: dict[str, str] = DOMAINS):
-    """Parse every flag for one domain (`--domain` itself is taken from `domain`, so 'all' works too)."""
+def parse(argv: list[str], domain: str, preset_name: str, table: dict[str, str] = DOMAINS) -> Plan:
+    """Parse and validate every flag for one domain (`--domain` itself is taken from `domain`, so 'all' works too)."""
     cls = load_adapter_class(domain, table)
     if preset_name not in cls.presets:
         raise UsageError(f"unknown preset {preset_name!r} for domain {domain!r}; valid choices: {', '.join(sorted(cls.presets))}")
@@ -48,15 +64,14 @@ def parse(argv: list[str], domain: str, preset_name: str, table: dict[str, str] 
     ns = parser.parse_args(argv)
     ns.imp.validate()
     ns.domain_config.validate()
-    return cls, ns
+    return Plan(cls, table, preset_name, ns.imp, ns.options, ns.domain_config)
 
 
-def run_domain(argv: list[str], domain: str, preset_name: str, table: dict[str, str] = DOMAINS) -> str:
-    cls, ns = parse(argv, domain, preset_name, table)
-    adapter = cls(ns.domain_config)
-    factory = functools.partial(make_adapter, domain, ns.domain_config, table)
-    runner = ImpRunner(adapter, factory, ns.imp, ns.options, preset=preset_name)
+def run_plan(plan: Plan) -> str:
+    factory = plan.factory()
+    adapter = factory()
     try:
+        runner = ImpRunner(adapter, factory, plan.imp, plan.options, preset=plan.preset, validated=True)
         path = runner.run()
     finally:
         adapter.close()
@@ -66,17 +81,16 @@ def run_domain(argv: list[str], domain: str, preset_name: str, table: dict[str, 
 
 
 def main(argv: list[str] | None = None, table: dict[str, str] = DOMAINS) -> int:
-    """Entry point; `table` maps domain names to adapter classes (tests pass their own)."""
+    """Entry point; `table` maps domain names to "module:AdapterClass" (tests pass their own)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = OneLineParser(prog=PROG, add_help=False)
     pre.add_arguments(Selection, dest="selection")
     try:
         sel = pre.parse_known_args(argv)[0].selection
         domains = domain_names(table) if sel.domain == "all" else [sel.domain]
-        for d in domains:  # every domain's flags are checked before the first one writes anything
-            parse(argv, d, sel.preset, table)
-        for d in domains:
-            run_domain(argv, d, sel.preset, table)
+        plans = [parse(argv, d, sel.preset, table) for d in domains]  # all checked before the first writes
+        for plan in plans:
+            run_plan(plan)
     except UsageError as e:
         fail(str(e))
     return 0

@@ -38,7 +38,8 @@ class Metric:
 class Adapter(ABC):
     """One domain: builds models from a seed, names prunable tensors, trains a job, reports a metric.
 
-    Subclasses set `domain`, `Config` (a DomainConfig dataclass) and `presets`.
+    Subclasses set `domain`, `Config` (a DomainConfig dataclass), `presets` and `packages` (the distributions
+    whose versions every row and run.json record, e.g. ("stable-baselines3", "gymnasium")).
     `train` must hold `job.mask` with `lth_core.hold.MaskHold` (or, for adapters owning a batched loop,
     with an equivalent that the mask-invariant tests cover) and run its loop under
     `lth_core.protocol.JobProtocol`, which owns the evaluation grid, early stopping on validation, rewind
@@ -48,6 +49,7 @@ class Adapter(ABC):
     domain: ClassVar[str]
     Config: ClassVar[type[DomainConfig]]
     presets: ClassVar[dict[str, Preset]]
+    packages: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: DomainConfig) -> None:
         self.config = config

@@ -16,7 +16,7 @@ from lth_core.errors import UsageError
 from lth_core.executors import EXECUTORS
 from lth_core.strategies import SCHEDULES, STRATEGIES
 
-HASH_FORMAT = 1  # bump only on a deliberate change of identity; tests/test_identity.py pins the hashes
+HASH_FORMAT = 1  # bump only on a deliberate change of identity; tests/test_cli.py pins the hashes
 
 
 def opt(default: Any, help: str, identity: bool = True, choices: Iterable[str] | None = None, **metadata: Any) -> Any:
@@ -69,10 +69,33 @@ def parse_overrides(text: str) -> dict[str, float]:
 
 @dataclass
 class DomainConfig:
-    """Base of each domain's config; subclasses add their flags with `opt(...)` and extend `validate`."""
+    """Base of each domain's config: what every domain has (a budget scale, a device, torch threads).
+
+    Subclasses add their flags with `opt(...)`, extend `validate` (calling this one) and may redeclare a field
+    here to give it their own default or help (its name and meaning stay). The engine applies `threads`.
+    """
+
+    budget_scale: float = opt(1.0, "multiply the training budget and evaluation cadence by this (e.g. 0.01 for a "
+                                   "smoke run)")
+    device: str = opt("auto", "device: auto (a GPU when one is visible), cpu, cuda or cuda:N", identity=False)
+    threads: int = opt(0, "torch CPU threads per training (0 = leave it to the executor's --cpus-per-job)",
+                       identity=False)
+
+    def scaled(self, n: int) -> int:
+        """A step count under --budget-scale (at least 1)."""
+        return max(1, int(round(n * self.budget_scale)))
 
     def validate(self) -> None:
-        """Raise UsageError with one line naming the bad value and the valid choices."""
+        """Raise UsageError with one line naming the bad value and the valid choices; never change a field."""
+        if not (self.budget_scale > 0 and math.isfinite(self.budget_scale)):
+            raise UsageError(f"--budget-scale {self.budget_scale} must be > 0")
+        if self.threads < 0:
+            raise UsageError(f"--threads {self.threads} must be >= 0")
+
+    def identity_extras(self) -> dict[str, Any]:
+        """Values resolved from outside the fields that join the run's identity beside them (e.g. a hash of the
+        data files the run reads, so the hash follows the data, not the folder's path). Called after `validate`."""
+        return {}
 
 
 @dataclass

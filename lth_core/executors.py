@@ -58,8 +58,9 @@ def worker_died(attempts: int, detail: str) -> Outcome:
 
 
 def train_safely(adapter: Adapter, job: Job, attempts: int = 2, threads: int | None = None) -> Outcome:
-    """Train one job (with `threads` torch threads if given); a diverged training or a job that keeps
-    failing becomes a row, not a crash."""
+    """Train one job (with `threads` torch threads if given, the domain config's `--threads` if set); a diverged
+    training or a job that keeps failing becomes a row, not a crash."""
+    threads = getattr(adapter.config, "threads", 0) or threads
     if threads is not None:
         torch.set_num_threads(threads)
     error = ""

@@ -34,7 +34,9 @@ class Job:
 
     @property
     def key(self) -> str:
-        return f"L{self.level:02d}-{self.kind}-t{self.trial}"
+        from lth_core.store import job_key  # the run store spells the names of its records
+
+        return job_key(self.level, self.kind, self.trial)
 
 
 @dataclass

@@ -50,17 +50,11 @@ class Mask:
         """Fraction of prunable entries kept, over all masked tensors together."""
         return self.num_kept / max(self.num_total, 1)
 
-    def densities(self) -> dict[str, float]:
-        return {n: int(m.sum()) / max(m.numel(), 1) for n, m in self.tensors.items()}
-
     def is_subset_of(self, other: "Mask") -> bool:
         """True when every entry kept here is kept in `other` (later IMP levels nest in earlier ones)."""
         if set(self.tensors) != set(other.tensors):
             return False
         return all(bool((self[n] & ~other[n]).sum() == 0) for n in self.tensors)
-
-    def shapes(self) -> dict[str, tuple[int, ...]]:
-        return {n: tuple(m.shape) for n, m in self.tensors.items()}
 
     def to_state(self) -> dict[str, Tensor]:
         return {n: m.detach().cpu().clone() for n, m in self.tensors.items()}
@@ -74,10 +68,3 @@ class Mask:
     def load(cls, path: Path) -> "Mask":
         state = torch.load(path, map_location="cpu", weights_only=True)
         return cls({n: t.bool() for n, t in state.items()})
-
-    def apply_to(self, weights: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """A copy of a state dict with masked entries zeroed (names not in the mask pass through)."""
-        out = {}
-        for n, w in weights.items():
-            out[n] = w * self.tensors[n].to(w.dtype) if n in self.tensors else w
-        return out

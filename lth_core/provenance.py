@@ -1,4 +1,6 @@
-"""What every row and run.json carries so a number can be traced: package versions and the git commit."""
+"""What every row and run.json carries so a number can be traced: package versions and the git commit.
+
+The engine names only its own packages; each adapter declares the domain's (`Adapter.packages`)."""
 from __future__ import annotations
 
 import platform
@@ -7,13 +9,14 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("lth-bench", "torch", "torchvision", "stable-baselines3", "gymnasium", "fairseq-fixed", "sacrebleu", "numpy")
+CORE_PACKAGES = ("lth-bench", "torch", "numpy")
 
 
-@lru_cache(maxsize=1)
-def versions() -> dict[str, str]:
+@lru_cache(maxsize=None)
+def versions(packages: tuple[str, ...] = ()) -> dict[str, str]:
+    """Python's version and those of the engine's packages and `packages` that are installed."""
     out = {"python": platform.python_version()}
-    for name in PACKAGES:
+    for name in dict.fromkeys((*CORE_PACKAGES, *packages)):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

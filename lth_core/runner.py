@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from lth_core.adapter import Adapter
@@ -38,21 +40,31 @@ def derived_seed(*parts: Any) -> int:
 
 
 def run_identity(domain: str, imp: ImpConfig, config: DomainConfig, ticket_source_hash: str | None = None) -> dict[str, Any]:
-    """What names a run: its hash is the folder name, so equal identities resume, different ones never mix."""
-    return {"domain": domain, "imp": identity_dict(imp), "domain_config": identity_dict(config),
+    """What names a run: its hash is the folder name, so equal identities resume, different ones never mix.
+
+    The domain config's part is its identity fields and the values its `identity_extras()` resolves."""
+    domain_config = dict(sorted({**identity_dict(config), **config.identity_extras()}.items()))
+    return {"domain": domain, "imp": identity_dict(imp), "domain_config": domain_config,
             "ticket_from": ticket_source_hash}
+
+
+def architecture_hash(model: nn.Module) -> str:
+    """What must match for a ticket to move between runs: the hash of the state dict's names and shapes."""
+    blob = json.dumps({k: list(v.shape) for k, v in model.state_dict().items()}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 class TicketSource:
     """Another run's tickets (masks + rewind weights), for training them under this run's config."""
 
-    def __init__(self, path: str, adapter: Adapter, imp: ImpConfig) -> None:
+    def __init__(self, path: str, adapter: Adapter, imp: ImpConfig, here: str) -> None:
+        """`here`: the architecture hash of this run's model."""
         folder = Path(path)
         if not (folder / "run.json").is_file():
             raise UsageError(f"--ticket-from {path!r} is not a run folder (no run.json there)")
         self.store = RunStore(folder)
         self.meta = self.store.meta()
-        here, there = adapter.architecture_hash(), self.meta.get("architecture_hash")
+        there = self.meta.get("architecture_hash")
         if adapter.domain != self.meta.get("domain") or here != there:
             raise UsageError(f"--ticket-from {path!r}: architecture differs ({self.meta.get('domain')}/"
                              f"{self.meta.get('task')} {there} vs {adapter.domain}/{adapter.task()} {here})")
@@ -71,25 +83,29 @@ class TicketSource:
 
 class ImpRunner:
     def __init__(self, adapter: Adapter, factory: AdapterFactory, imp: ImpConfig, options: RunOptions,
-                 preset: str = "") -> None:
-        imp.validate()
-        adapter.config.validate()
+                 preset: str = "", validated: bool = False) -> None:
+        """`validated`: the caller (the CLI) has validated `imp` and the adapter's config already."""
+        if not validated:
+            imp.validate()
+            adapter.config.validate()
         EXECUTORS.check(options.executor)
         self.adapter, self.factory, self.imp, self.options, self.preset = adapter, factory, imp, options, preset
         self.metric = adapter.metric()
         self.budget = adapter.budget()
         self.rewind = imp.rewind_at(self.budget)
-        self.source = TicketSource(options.ticket_from, adapter, imp) if options.ticket_from else None
-        self.identity = run_identity(adapter.domain, imp, adapter.config, self.source.hash if self.source else None)
-        self.hash = config_hash(self.identity)
-        self.path = Path(options.out) / f"{adapter.domain}-{self.hash[:12]}"
-        model = adapter.build(imp.seed)
+        model = adapter.build(imp.seed)  # the one model built here: names, shapes, groups and architecture
         self.groups = adapter.prunable(model, imp.prune_biases)
+        self.shapes = {n: tuple(v.shape) for n, v in model.state_dict().items() if n in self.groups}
+        self.arch_hash = architecture_hash(model)
+        del model
         self.rates = resolve_rates(self.groups, imp.rate, imp.overrides())
         self.global_names = global_names(self.groups, imp.overrides())
         self.strategy = STRATEGIES.get(imp.strategy)
         self.controls = imp.control_names()
-        self.arch_hash = adapter.architecture_hash()
+        self.source = TicketSource(options.ticket_from, adapter, imp, self.arch_hash) if options.ticket_from else None
+        self.identity = run_identity(adapter.domain, imp, adapter.config, self.source.hash if self.source else None)
+        self.hash = config_hash(self.identity)
+        self.path = Path(options.out) / f"{adapter.domain}-{self.hash[:12]}"
 
     # ---- metadata ----------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
@@ -98,9 +114,13 @@ class ImpRunner:
                 "domain_config": full_dict(self.adapter.config), "options": full_dict(self.options),
                 "seed": self.imp.seed, "metric": self.metric.__dict__, "budget": self.budget,
                 "rewind_step": self.rewind, "prunable": self.groups, "rates": self.rates,
-                "architecture_hash": self.arch_hash, "versions": versions(), "git_commit": git_commit(),
+                "architecture_hash": self.arch_hash, "versions": self.versions(), "git_commit": git_commit(),
                 "ticket_from": {"path": self.options.ticket_from, "config_hash": self.source.hash} if self.source else None,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+    def versions(self) -> dict[str, str]:
+        """Versions of the engine's packages and of those the adapter declares (`Adapter.packages`)."""
+        return versions(tuple(self.adapter.packages))
 
     # ---- weights and masks ---------------------------------------------------------------------
     def trial_seed(self, trial: int) -> int:
@@ -110,10 +130,11 @@ class ImpRunner:
         return {n: state[n] for n in self.groups}
 
     def full_mask(self) -> Mask:
-        return Mask.ones_like(self._prunable_weights(self.adapter.initial_weights(self.imp.seed)))
+        """Level 0's mask: every prunable entry kept (shapes from the model built once, at start)."""
+        return Mask({n: torch.ones(shape, dtype=torch.bool) for n, shape in self.shapes.items()})
 
     def mask_for(self, store: RunStore, level: int, trial: int) -> Mask:
-        name = f"mask-L{level:02d}-t{trial}"
+        name = store.mask_name(level, trial)
         if level == 0:
             return self.full_mask()
         if self.source is not None:
@@ -126,7 +147,7 @@ class ImpRunner:
             rates = {n: 1.0 - (1.0 - r) ** level for n, r in self.rates.items()}
         else:
             base_level, prev, rates = level - 1, self.mask_for(store, level - 1, trial), self.rates
-        trained = store.load_state(f"final-L{base_level:02d}-t{trial}")
+        trained = store.load_state(store.final_name(base_level, trial))
         if trained is None:
             raise RuntimeError(f"trained weights of level {base_level} trial {trial} are missing")
         mask = self.strategy(PruneStep(weights=self._prunable_weights(trained), mask=prev, rates=rates,
@@ -146,7 +167,7 @@ class ImpRunner:
         keep_final = self.source is None and level < self.imp.levels and (self.imp.schedule == "iterative" or level == 0)
         for t in range(self.imp.trials):
             seed = self.trial_seed(t)
-            final_name = f"final-L{level:02d}-t{t}" if keep_final else None
+            final_name = store.final_name(level, t) if keep_final else None
             if level == 0:
                 job = Job(level=0, kind=DENSE, trial=t, seed=seed, weights=self.init_weights(store, t), mask=None,
                           budget=self.budget, capture_steps=(self.rewind,), keep_final_weights=keep_final)
@@ -162,7 +183,7 @@ class ImpRunner:
             if not self._done(store, ticket.key, final_name):
                 jobs.append(ticket)
             for c in self.controls:
-                key = Job(level=level, kind=c, trial=t, seed=seed, weights={}, mask=None, budget=0).key
+                key = store.job_key(level, c, t)
                 if self._done(store, key, None):
                     continue
                 weights, cmask = CONTROLS.get(c)(ControlInput(
@@ -173,14 +194,13 @@ class ImpRunner:
         return jobs
 
     def _level_done(self, store: RunStore, level: int, trial: int) -> bool:
-        key = Job(level=level, kind=DENSE if level == 0 else TICKET, trial=trial, seed=0, weights={}, mask=None, budget=0).key
-        rec = store.record(key)
+        rec = store.record(store.job_key(level, DENSE if level == 0 else TICKET, trial))
         return rec is not None and rec["row"]["status"] == "ok"
 
     def init_weights(self, store: RunStore, trial: int) -> StateDict:
+        name = store.init_name(trial)
         if self.source is not None:
-            return self.source.load(f"init-t{trial}")
-        name = f"init-t{trial}"
+            return self.source.load(name)
         w = store.load_state(name)
         if w is None:
             w = self.adapter.initial_weights(self.trial_seed(trial))
@@ -188,11 +208,11 @@ class ImpRunner:
         return w
 
     def _has_rewind(self, store: RunStore, trial: int) -> bool:
-        return self.source is not None or store.state_path(f"rewind-t{trial}").exists()
+        return self.source is not None or store.state_path(store.rewind_name(trial)).exists()
 
     def rewind_weights(self, store: RunStore, trial: int) -> StateDict:
         src = self.source.load if self.source is not None else store.load_state
-        w = src(f"rewind-t{trial}")
+        w = src(store.rewind_name(trial))
         if w is None:
             raise RuntimeError(f"rewind weights of trial {trial} are missing")
         return w
@@ -207,7 +227,8 @@ class ImpRunner:
                "config_hash": self.hash, "status": out.status, "error": out.error, "val_metric": self.metric.val_name,
                "val_at_stop": out.val_at_stop, "steps": out.steps, "start_step": job.start_step,
                "kept": mask.num_kept if mask else None, "total": mask.num_total if mask else None,
-               "preset": self.preset, "git_commit": git_commit(), "versions": json.dumps(versions(), sort_keys=True),
+               "preset": self.preset, "git_commit": git_commit(),
+               "versions": json.dumps(self.versions(), sort_keys=True),
                "config": json.dumps(self.identity, sort_keys=True, default=str)}
         for k, v in out.extras.items():
             row.setdefault(k, v)
@@ -217,12 +238,12 @@ class ImpRunner:
         """State first, record last: the record is the commit marker of a finished job."""
         if out.status == "ok":
             if job.keep_final_weights and out.final_weights is not None:
-                store.save_state(f"final-L{job.level:02d}-t{job.trial}", out.final_weights)
+                store.save_state(store.final_name(job.level, job.trial), out.final_weights)
             if job.kind == DENSE and self.source is None:
                 rewind = out.captured.get(self.rewind, job.weights if self.rewind == 0 else None)
                 if rewind is None:
                     raise RuntimeError(f"adapter did not capture the rewind weights at step {self.rewind}")
-                store.save_state(f"rewind-t{job.trial}", rewind)
+                store.save_state(store.rewind_name(job.trial), rewind)
         curve = [p.__dict__ for p in out.curve]
         store.write_record(job.key, {"row": self.row(job, out), "curve": curve})
 

@@ -8,6 +8,8 @@ Layout of a run folder:
 A record is written only after the state it points to, so a kill at any moment loses at most the job in flight.
 A file that cannot be read is moved aside to `corrupt/` (never silently dropped), noted in run.json's `recovered`
 list, and recomputed; every file is checked when a run opens its folder (lth_core/integrity.py).
+The store alone spells the names of jobs and state files (`job_key`, `mask_name`, ...), and keeps the records it
+has read or written, so tables rebuilt after each level read no record file twice (one writer holds the folder).
 """
 from __future__ import annotations
 
@@ -25,6 +27,11 @@ from lth_core.atomic import atomic_torch_save, atomic_write_json
 from lth_core.errors import UsageError
 
 
+def job_key(level: int, kind: str, trial: int) -> str:
+    """The name of a job's record, e.g. 'L02-ticket-t1' (also `Job.key`)."""
+    return f"L{level:02d}-{kind}-t{trial}"
+
+
 class RunStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -32,6 +39,29 @@ class RunStore:
         self.state_dir = self.path / "state"
         self._lock: FileLock | None = None
         self.recovered: list[str] = []  # files found corrupt and moved aside this session (run.json: all sessions)
+        self._records: dict[str, dict] = {}  # key -> record, as read or written by this store
+
+    # ---- names ---------------------------------------------------------------------------
+    job_key = staticmethod(job_key)
+
+    @staticmethod
+    def init_name(trial: int) -> str:
+        """Initial weights of a trial (its dense job starts there)."""
+        return f"init-t{trial}"
+
+    @staticmethod
+    def rewind_name(trial: int) -> str:
+        """The dense run's weights at the rewind step, where every ticket and control of the trial starts."""
+        return f"rewind-t{trial}"
+
+    @staticmethod
+    def mask_name(level: int, trial: int) -> str:
+        return f"mask-L{level:02d}-t{trial}"
+
+    @staticmethod
+    def final_name(level: int, trial: int) -> str:
+        """Trained weights of a level's ticket (or dense run), which the next level prunes."""
+        return f"final-L{level:02d}-t{trial}"
 
     # ---- lifecycle -------------------------------------------------------------------------
     def open(self, meta: dict[str, Any]) -> "RunStore":
@@ -101,6 +131,8 @@ class RunStore:
         dest = self.path / "corrupt"
         dest.mkdir(exist_ok=True)
         target = dest / f"{file.name}.{time.time_ns()}"
+        if file.parent == self.jobs_dir:
+            self._records.pop(file.stem, None)
         os.replace(file, target)
         self.note(f"{file.relative_to(self.path)} ({why}) -> {target.relative_to(self.path)}")
 
@@ -122,16 +154,22 @@ class RunStore:
         return self.jobs_dir / f"{key}.json"
 
     def record(self, key: str) -> dict | None:
+        if key in self._records:
+            return self._records[key]
         rec = self._read_json(self.record_path(key))
         if rec is not None and "row" not in rec:
             self._quarantine(self.record_path(key), "record without a row")
             return None
+        if rec is not None:
+            self._records[key] = rec
         return rec
 
     def write_record(self, key: str, record: dict[str, Any]) -> None:
         atomic_write_json(self.record_path(key), record)
+        self._records[key] = json.loads(json.dumps(record, sort_keys=True, default=str))  # as a reader sees it
 
     def records(self) -> list[dict]:
+        """Every readable record, in key order; a file is read only the first time it is seen."""
         out = []
         for f in sorted(self.jobs_dir.glob("*.json")):
             rec = self.record(f.stem)

@@ -75,7 +75,8 @@ def test_rerun_resumes_and_flags_override_the_preset(tmp_path, capsys):
 # The identity of a run is its folder: a change of these hashes renames every existing run.
 # Change a pin only for a deliberate change of what a config means, and say so in the commit.
 PINNED = {
-    ("toy", "quick"): "32f64eed10dde7f7ad14b77f5e325c357594388b853e7814567238fbff219bc0",
+    # the toy's config gained DomainConfig's budget_scale (an identity field): its hash moved from 32f64eed10dd
+    ("toy", "quick"): "28d306d7fdbf4140e55439f79d668b361661a2ebc48947568adce34285ca2c3f",
     ("vision", "frankle2019-conv2"): "356d0424f38b1fee6a7b9141fed020f417e50dce439c5a6c0a4609b08abb7f71",
     ("vision", "frankle2019-conv4"): "6c6f5927e2fa2d6238e69b4ba9e5af82c301a28b4d6a52879bf04c017937cc7e",
     ("vision", "frankle2019-conv6"): "61b29ac4d23c140c97b2bd9d69418da7466d62a779a6cd1fc022116e3825b09d",
@@ -87,23 +88,42 @@ PINNED = {
     ("rl", "quick"): "99ab2181d4859896d5d409da4348f5e9b9e94d8731ee96ede0ae9ace5d6bd161",
     ("rl", "yu2020-atari"): "1b8d7a527a2187856ce1618143e48aeb94d0e6292ed366c5140079e0d95419ba",
     ("rl", "yu2020-classic"): "659e6dfd2dc47ae5ff7076f798cf5b4f45bc0fa409e913662f2a534a914e9ea4",
-    ("nlp", "multi30k"): "58fbca662b92bcba83aee8b9f4e481bdc1fe70391063c27ec91ea25670a65dbf",
-    ("nlp", "quick"): "7039a6a136c4379079aa66656a9b0897dcb2a7652f8150d060f3f7b14bc14fa9",
+    # NLP's identity holds the data fingerprint (`identity_extras`): the pins are the hashes the CLI writes,
+    # multi30k's with --data-dir ../shared/data/multi30k (the hash follows the files' content, not their path)
+    ("nlp", "multi30k"): "9d9108d5786693ed621c4c94f440cd4ef6edca85028f67957b5709ea8329c859",
+    ("nlp", "quick"): "20867a980a4c5d3d92bf4dcd78eff43cea4432e007905568c9ed6ec065fac6b8",
     ("nlp", "yu2020-wikitext2"): "a0c71747b1c0e819f5e50f156bfd787491a6852551efcd41cd7cbd833d7c51d0",
     ("nlp", "yu2020-wmt14"): "09052ac71a31c5eed7183831b776efcc5467f32ca60aa28ac2d2320eeefe96d2",
 }
 
 
-def preset_hash(cls, name):
+def preset_hash(cls, name, **flags):
+    """The hash the CLI writes for `--preset name` (and `flags`): the runner's identity of the parsed configs."""
     preset = cls.presets[name]
-    return config_hash(run_identity(cls.domain, apply(ImpConfig(), preset.imp), apply(cls.Config(), preset.domain)))
+    return config_hash(run_identity(cls.domain, apply(ImpConfig(), preset.imp),
+                                    apply(cls.Config(), {**preset.domain, **flags})))
+
+
+NEEDS_DATA = {("nlp", "multi30k"): "multi30k"}  # presets whose identity reads a data folder of ../shared/data
 
 
 @pytest.mark.parametrize("domain,preset", [k for k in PINNED if k[0] != "toy"])
-def test_domain_preset_hashes_are_pinned(domain, preset):
+def test_domain_preset_hashes_are_pinned(domain, preset, request):
     from domains import load_adapter_class
 
-    assert preset_hash(load_adapter_class(domain), preset) == PINNED[(domain, preset)]
+    flags = {}
+    if (domain, preset) in NEEDS_DATA:
+        flags["data_dir"] = str(request.getfixturevalue("shared_data") / NEEDS_DATA[(domain, preset)])
+    assert preset_hash(load_adapter_class(domain), preset, **flags) == PINNED[(domain, preset)]
+
+
+def test_pinned_hashes_are_the_ones_the_cli_writes(tmp_path, capsys):
+    """A real run through the CLI lands in the folder named by the pinned hash."""
+    main(["--domain", "toy", "--levels", "0", "--trials", "1", "--out", str(tmp_path), "--noprogress"], TABLE)
+    (folder,) = tmp_path.iterdir()
+    cls = ToyAdapter
+    ident = run_identity("toy", ImpConfig(levels=0, trials=1), apply(cls.Config(), cls.presets["quick"].domain))
+    assert folder.name == f"toy-{config_hash(ident)[:12]}"
 
 
 def test_every_preset_is_pinned():
@@ -119,3 +139,17 @@ def test_preset_hashes_are_pinned():
     # fields outside the identity leave the hash alone
     assert config_hash(run_identity("toy", ImpConfig(), ToyConfig(device="cuda"))) == \
         config_hash(run_identity("toy", ImpConfig(), ToyConfig()))
+
+
+def test_nlp_quick_pin_is_what_the_cli_parses_and_validates():
+    """The CLI's own parse (flags, preset, validate) gives the pinned identity; validate changes no field."""
+    pytest.importorskip("fairseq")
+    import dataclasses
+
+    from benchmarks.run import parse
+
+    plan = parse(["--domain", "nlp", "--preset", "quick"], "nlp", "quick")
+    fields_after = dataclasses.asdict(plan.config)
+    plan.config.validate()
+    assert dataclasses.asdict(plan.config) == fields_after
+    assert config_hash(run_identity("nlp", plan.imp, plan.config)) == PINNED[("nlp", "quick")]

@@ -36,6 +36,7 @@ class ToyConfig(DomainConfig):
     device: str = opt("cpu", "device", identity=False)
 
     def validate(self) -> None:
+        super().validate()  # --budget-scale, --threads
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"unknown optimizer {self.optimizer!r}; valid choices: {', '.join(OPTIMIZERS)}")
 
@@ -106,7 +107,7 @@ class ToyAdapter(Adapter):
         return out
 
     def budget(self) -> int:
-        return self.config.steps
+        return self.config.scaled(self.config.steps)
 
     def _eval(self, model, data):
         x, y = data
@@ -117,7 +118,7 @@ class ToyAdapter(Adapter):
     def train(self, job: Job) -> Outcome:
         """The template of a domain's training: its own loop, with the engine's protocol called at each step."""
         self.calls += 1
-        torch.set_num_threads(1)
+        torch.set_num_threads(self.config.threads or 1)
         model = self.build(0)
         model.load_state_dict(job.weights)
         hold = MaskHold(model, Mask(job.mask)) if job.mask is not None else None

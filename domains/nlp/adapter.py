@@ -22,6 +22,7 @@ from lth_core.job import Job, Outcome
 
 class NLPAdapter(Adapter):
     domain = "nlp"
+    packages = ("fairseq-fixed", "sacrebleu", "sentencepiece")
     Config = NLPConfig
     presets = PRESETS
 

@@ -1,14 +1,16 @@
 """The NLP domain's flags: one typed declaration for CLI, help, defaults, presets and the run's identity.
 
 The data's identity: a folder's path is not identity (it moves between machines), its content is.
-`validate()` fills `data_fingerprint` with a hash of the files it will read (for the synthetic source,
-the generator's version; for Hugging Face, the dataset/config/revision fields already name it), so
-the run hash changes when the data changes and not when the folder moves.
+`data_fingerprint` is a hash of the files the run will read (for the synthetic source, the generator's
+version; for Hugging Face, the dataset/config/revision fields already name it); `identity_extras()` puts it
+in the run's identity, so the run hash changes when the data changes and not when the folder moves.
+`validate()` only checks: `--data-dir` / `--hf-dataset` imply their dataset when the config is made.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 from lth_core.config import DomainConfig, opt
 from lth_core.errors import UsageError
@@ -29,7 +31,6 @@ class NLPConfig(DomainConfig):
     dataset: str = opt("synthetic", "text source: synthetic (generated, offline), folder (--data-dir) or hf "
                                     "(--hf-dataset); --data-dir / --hf-dataset imply folder / hf")
     data_dir: str = opt("", "folder of SPLIT.LANG[.gz] files: train, val|valid|dev, test* (one of each)", identity=False)
-    data_fingerprint: str = opt("", "hash of the data folder's files, filled in by validation", cmd=False)
     src: str = opt("en", "source language suffix (the text's language for language modelling)")
     tgt: str = opt("de", "target language suffix")
     test_split: str = opt("", "which test* split of a folder is scored when it has several, e.g. test_2016_flickr")
@@ -72,10 +73,14 @@ class NLPConfig(DomainConfig):
                          identity=False)
     threads: int = opt(0, "torch intra-op threads per training (0 = leave as set)", identity=False)
 
-    # ---------------------------------------------------------------- derived
-    def scaled(self, value: int) -> int:
-        return max(1, int(round(value * self.budget_scale)))
+    def __post_init__(self) -> None:
+        """--data-dir and --hf-dataset imply their source (the default synthetic one would ignore them)."""
+        if self.data_dir and self.dataset == "synthetic":
+            self.dataset = "folder"
+        if self.hf_dataset and self.dataset == "synthetic":
+            self.dataset = "hf"
 
+    # ---------------------------------------------------------------- derived
     def updates(self) -> int:
         return self.scaled(self.max_updates)
 
@@ -100,10 +105,6 @@ class NLPConfig(DomainConfig):
         from domains.nlp.tasks import TASKS
 
         TASKS.check(self.task)
-        if self.data_dir and self.dataset == "synthetic":
-            self.dataset = "folder"
-        if self.hf_dataset and self.dataset == "synthetic":
-            self.dataset = "hf"
         SOURCES.check(self.dataset)
         if self.dataset == "folder" and not self.data_dir:
             raise UsageError("--dataset folder needs --data-dir DIR (a folder of train/valid/test files)")
@@ -137,8 +138,7 @@ class NLPConfig(DomainConfig):
             raise UsageError(f"--vocab-size {self.vocab_size} must be >= 16")
         if self.train_limit < 0 or self.warmup < 0 or self.threads < 0:
             raise UsageError("--train-limit, --warmup and --threads must be >= 0")
-        if not (self.budget_scale > 0 and math.isfinite(self.budget_scale)):
-            raise UsageError(f"--budget-scale {self.budget_scale} must be > 0")
+        super().validate()  # --budget-scale
         if not self.lr > 0:
             raise UsageError(f"--lr {self.lr} must be > 0")
         for flag, v in {"--dropout": self.dropout, "--label-smoothing": self.label_smoothing}.items():
@@ -153,7 +153,14 @@ class NLPConfig(DomainConfig):
         from sacrebleu.metrics import BLEU
 
         _choice("--bleu-tokenize", self.bleu_tokenize, list(BLEU.TOKENIZERS))
-        computed = SOURCES.get(self.dataset).fingerprint(self)
-        if self.data_fingerprint and self.data_fingerprint != computed:
-            raise UsageError(f"--data-fingerprint {self.data_fingerprint} does not match the data ({computed})")
-        self.data_fingerprint = computed
+        self.identity_extras()  # reads the data's files: a folder that cannot be read is one line here
+
+    @cached_property
+    def data_fingerprint(self) -> str:
+        """The part of the data's identity the fields do not name (read once per config; see the module doc)."""
+        from domains.nlp.data import SOURCES
+
+        return SOURCES.get(self.dataset).fingerprint(self)
+
+    def identity_extras(self) -> dict[str, Any]:
+        return {"data_fingerprint": self.data_fingerprint}

@@ -44,6 +44,7 @@ from lth_core.structure import GroupFamily
 
 class RLAdapter(Adapter):
     domain = "rl"
+    packages = ("stable-baselines3", "gymnasium", "ale-py")
     Config = RLConfig
     presets: ClassVar[dict[str, Preset]] = PRESETS
 

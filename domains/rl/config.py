@@ -80,9 +80,6 @@ class RLConfig(DomainConfig):
                       identity=False)
     job_progress: bool = opt(False, "a progress bar of env steps inside each training (long Atari jobs)", identity=False)
 
-    def scaled(self, n: int) -> int:
-        return max(1, int(round(n * self.budget_scale)))
-
     def torch_device(self, cnn: bool) -> str:
         if self.device == "auto":
             return "cuda" if cnn and torch.cuda.is_available() else "cpu"
@@ -96,8 +93,7 @@ class RLConfig(DomainConfig):
         for name in ("timesteps", "n_envs", "max_episode_steps"):
             if getattr(self, name) < 0:
                 raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} must be >= 0")
-        if not self.budget_scale > 0:
-            raise UsageError(f"--budget-scale {self.budget_scale} must be > 0")
+        super().validate()  # --budget-scale, --threads
         if self.learning_rate < 0:
             raise UsageError(f"--learning-rate {self.learning_rate} must be >= 0 (0 = the algorithm's default)")
         if self.activation:

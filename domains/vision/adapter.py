@@ -24,6 +24,7 @@ class VisionAdapter(Adapter):
     """Image / 1-D signal classification; score = test accuracy at the iteration of minimum validation loss."""
 
     domain = "vision"
+    packages = ("torchvision", "mnist1d")
     Config = VisionConfig
     presets = PRESETS
 

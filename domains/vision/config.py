@@ -57,10 +57,7 @@ class VisionConfig(DomainConfig):
     threads: int = opt(0, "torch CPU threads per training (0 = leave it to the executor and torch); 1 is "
                             "fastest for small models and when jobs share cores", identity=False)
 
-    # --- derived schedule, all in scaled iterations ---
-    def scaled(self, n: int) -> int:
-        return max(1, int(round(n * self.budget_scale)))
-
+    # --- derived schedule, all in scaled iterations (DomainConfig.scaled) ---
     def total_iterations(self) -> int:
         return self.scaled(self.iterations)
 
@@ -103,6 +100,7 @@ class VisionConfig(DomainConfig):
             raise UsageError(f"--weight-decay {self.weight_decay} must be >= 0")
         if not 0.0 < self.budget_scale <= 1.0:
             raise UsageError(f"--budget-scale {self.budget_scale} must be in (0, 1]")
+        super().validate()
         if not self.lr_gamma > 0:
             raise UsageError(f"--lr-gamma {self.lr_gamma} must be > 0")
         if any(m >= self.iterations for m in parse_steps(self.lr_milestones, "lr-milestones")):
