@@ -38,7 +38,7 @@ class NLPAdapter(Adapter):
     def session(self):
         if self._session is None:
             from domains.nlp.prepare import prepare
-            from domains.nlp.session import Session
+            from domains.nlp.fairseq_session import Session
 
             if not self.config.data_fingerprint:
                 self.config.validate()

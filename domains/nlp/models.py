@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from domains.nlp.quiet import import_fairseq
+from domains.nlp.fairseq_quiet import import_fairseq
 
 import_fairseq()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from domains.nlp.quiet import fairseq_warnings_quiet
+from domains.nlp.fairseq_quiet import fairseq_warnings_quiet
 from lth_core.early_stop import EarlyStopTracker
 from lth_core.errors import Diverged
 from lth_core.hold import MaskHold
