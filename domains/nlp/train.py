@@ -96,10 +96,9 @@ def _run_job(session, job: Job, scratch_root: Path) -> Outcome:
                 step, since = trainer.get_num_updates(), since + 1
                 loss_sum += float(log.get("loss", math.nan)) * math.log(2)  # fairseq logs base 2; nats
                 bar.update(1)
-                if protocol.due(step):
-                    if protocol.reached(step, train_loss=loss_sum / since):
-                        loss_sum, since = 0.0, 0
-                        bar.set_postfix(val=f"{protocol.tracker.curve[-1].val:.3f}")
+                if protocol.due(step) and protocol.reached(step, train_loss=loss_sum / since):
+                    loss_sum, since = 0.0, 0
+                    bar.set_postfix(val=f"{protocol.tracker.curve[-1].val:.3f}")
                 if step >= job.budget:
                     break
             if step == at_epoch_start:
