@@ -39,8 +39,8 @@ class NLPAdapter(Adapter):
     @property
     def session(self):
         if self._session is None:
-            from domains.nlp.prepare import prepare
             from domains.nlp.fairseq_session import Session
+            from domains.nlp.prepare import prepare
 
             if not self.config.data_fingerprint:
                 self.config.validate()
