@@ -15,7 +15,7 @@ pytest.importorskip("sacrebleu")
 from domains.nlp.adapter import NLPAdapter  # noqa: E402
 from domains.nlp.checkpoints import load_fairseq_checkpoint, trainer_load_checkpoint  # noqa: E402
 from domains.nlp.config import NLPConfig  # noqa: E402
-from domains.nlp.quiet import fairseq_warnings_quiet  # noqa: E402
+from domains.nlp.fairseq_quiet import fairseq_warnings_quiet  # noqa: E402
 from lth_core.errors import Diverged  # noqa: E402
 from lth_core.hold import MaskHold  # noqa: E402
 from lth_core.job import Job  # noqa: E402

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from torch import nn
+from torch import Tensor, nn
 
 from domains.nlp.config import NLPConfig
 from domains.nlp.presets import PRESETS
-from lth_core.adapter import Adapter, Metric
-from lth_core.job import Job, Outcome
+from lth_core.adapter import SPLITS, Adapter, Metric
+from lth_core.errors import UsageError
+from lth_core.job import Job, Outcome, StateDict
+from lth_core.structure import GroupFamily
 
 
 class NLPAdapter(Adapter):
@@ -38,8 +40,8 @@ class NLPAdapter(Adapter):
     @property
     def session(self):
         if self._session is None:
+            from domains.nlp.fairseq_session import Session
             from domains.nlp.prepare import prepare
-            from domains.nlp.session import Session
 
             if not self.config.data_fingerprint:
                 self.config.validate()
@@ -73,6 +75,37 @@ class NLPAdapter(Adapter):
         from domains.nlp.train import run_job
 
         return run_job(self.session, job, cache_root(self.config) / "scratch")
+
+    def evaluate(self, weights: StateDict, split: str) -> dict[str, float]:
+        """'val': validation cross-entropy (the early-stopping signal, as training computes it); 'test': BLEU or
+        perplexity, as training reports it; both with 'loss', fairseq's training criterion on that split."""
+        from domains.nlp.fairseq_quiet import fairseq_warnings_quiet
+        from domains.nlp.tasks import TASKS, criterion_loss, loss_on
+
+        if split not in SPLITS:
+            raise UsageError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+        session, metric = self.session, self.metric()
+        model = session.build_model(0)
+        model.load_state_dict(weights)
+        model.to(session.device).eval()
+        with fairseq_warnings_quiet():
+            if split == "val":
+                out = {metric.val_name: loss_on(session, model, "valid")}
+            else:
+                out = {metric.name: TASKS.get(self.config.task).score_test(session, model)}
+            return {**out, "loss": criterion_loss(session, model, "valid" if split == "val" else "test")}
+
+    def training_loss(self, model: nn.Module, batches: int, seed: int) -> Tensor:
+        from domains.nlp.fairseq_quiet import fairseq_warnings_quiet
+        from domains.nlp.tasks import training_loss
+
+        with fairseq_warnings_quiet():
+            return training_loss(self.session, model, batches, seed)
+
+    def structure(self, model: nn.Module) -> list[GroupFamily]:
+        from domains.nlp.models import structure_families
+
+        return structure_families(model)
 
     def close(self) -> None:
         self._session = None

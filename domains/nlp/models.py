@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from domains.nlp.quiet import import_fairseq
+from domains.nlp.fairseq_quiet import import_fairseq
 
 import_fairseq()
 
@@ -19,6 +19,7 @@ from fairseq.models.transformer.transformer_legacy import base_architecture as t
 from torch import nn  # noqa: E402
 
 from lth_core.errors import UsageError  # noqa: E402
+from lth_core.structure import Coupled, GroupFamily  # noqa: E402
 
 SUGGESTED = {
     "translation": ("transformer_lth_tiny", "transformer_lth_small", "transformer_iwslt_de_en", "transformer",
@@ -101,3 +102,33 @@ def prunable_groups(model: nn.Module, biases: bool, embeddings: bool) -> dict[st
                 out[name] = group
                 break
     return out
+
+
+def structure_families(model: nn.Module) -> list[GroupFamily]:
+    """Attention heads and FFN neurons of fairseq Transformers, named by their state-dict tensors.
+
+    Head h of an attention module: rows [h*head_dim, (h+1)*head_dim) of q/k/v_proj's weight and bias (the
+    layout fairseq's own head pruning, `MultiheadAttention._get_reserve_head_index`, reads) and the same
+    columns of out_proj.weight (out_proj.bias is shared by all heads, so no group owns it). FFN neuron i of a
+    layer: row i of fc1.weight, entry i of fc1.bias, column i of fc2.weight.
+
+    LSTMs have no families here: a hidden unit's four gate rows are strided (j, H+j, 2H+j, 3H+j), not one
+    block a `GroupFamily` can name, and the last layer's units feed the embedding tied to the output.
+    """
+    from fairseq.modules import MultiheadAttention
+
+    families: list[GroupFamily] = []
+    for name, module in model.named_modules():
+        if isinstance(module, MultiheadAttention):
+            hd = module.head_dim
+            members = [Coupled(f"{name}.{proj}.{kind}", 0, hd) for proj in ("q_proj", "k_proj", "v_proj")
+                       for kind in ("weight", "bias") if getattr(getattr(module, proj), kind) is not None]
+            families.append(GroupFamily(name, "head", module.num_heads,
+                                        (*members, Coupled(f"{name}.out_proj.weight", 1, hd))))
+        elif all(isinstance(getattr(module, fc, None), nn.Linear) for fc in ("fc1", "fc2")):
+            fc1 = module.fc1
+            members = [Coupled(f"{name}.fc1.weight", 0)]
+            members += [Coupled(f"{name}.fc1.bias", 0)] if fc1.bias is not None else []
+            families.append(GroupFamily(f"{name}.ffn", "ffn", fc1.out_features,
+                                        (*members, Coupled(f"{name}.fc2.weight", 1))))
+    return families

@@ -99,7 +99,7 @@ def _write(path: Path, lines: Iterable[str]) -> None:
 
 def _binarise(cfg: "NLPConfig", tok: Path, dest: Path) -> None:
     """fairseq's own preprocessing (fairseq_cli.preprocess), called in-process."""
-    from domains.nlp.quiet import fairseq_warnings_quiet, import_fairseq
+    from domains.nlp.fairseq_quiet import fairseq_warnings_quiet, import_fairseq
 
     import_fairseq("fairseq.options", "fairseq_cli.preprocess")
     from fairseq import options

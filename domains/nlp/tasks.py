@@ -33,20 +33,33 @@ class TaskSpec:
 TASKS: Registry[TaskSpec] = Registry("task")
 
 
-def loss_on(session, model: nn.Module, split: str) -> float:
-    """Cross-entropy per target token in nats (no label smoothing), over a whole split."""
+def _batches(session, model: nn.Module, split: str, max_tokens: int, seed: int = 1, shuffle: bool = False,
+             epoch: int = 1):
     from fairseq import utils
 
-    task, criterion = session.task, session.criterion
-    itr = task.get_batch_iterator(
-        dataset=task.dataset(split), max_tokens=session.cfg.dataset.max_tokens_valid,
+    task = session.task
+    return task.get_batch_iterator(
+        dataset=task.dataset(split), max_tokens=max_tokens,
         max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
-        ignore_invalid_inputs=False, seed=1, epoch=1, disable_iterator_cache=True).next_epoch_itr(shuffle=False)
+        ignore_invalid_inputs=False, seed=seed, epoch=epoch, disable_iterator_cache=True,
+    ).next_epoch_itr(shuffle=shuffle)
+
+
+def _to(sample, model: nn.Module):
+    from fairseq import utils
+
+    device = next(model.parameters()).device
+    return utils.move_to_cuda(sample, device=device) if device.type == "cuda" else sample
+
+
+def loss_on(session, model: nn.Module, split: str) -> float:
+    """Cross-entropy per target token in nats (no label smoothing), over a whole split."""
+    criterion = session.criterion
     was_training = model.training
     model.eval()
     total, ntokens = 0.0, 0
     with torch.no_grad():
-        for sample in itr:
+        for sample in _batches(session, model, split, session.cfg.dataset.max_tokens_valid):
             sample = session.to_device(sample)
             net_output = model(**sample["net_input"])
             lprobs = model.get_normalized_probs(net_output, log_probs=True)
@@ -57,6 +70,43 @@ def loss_on(session, model: nn.Module, split: str) -> float:
             ntokens += int(sample["ntokens"])
     model.train(was_training)
     return total / max(ntokens, 1)
+
+
+def criterion_loss(session, model: nn.Module, split: str) -> float:
+    """fairseq's training criterion (label smoothing included) per target token in nats, over a whole split."""
+    was_training = model.training
+    model.eval()
+    total, size = 0.0, 0
+    with torch.no_grad():
+        for sample in _batches(session, model, split, session.cfg.dataset.max_tokens_valid):
+            loss, sample_size, _ = session.criterion(model, _to(sample, model))
+            total, size = total + float(loss), size + int(sample_size)
+    model.train(was_training)
+    return total / max(size, 1)
+
+
+def training_loss(session, model: nn.Module, batches: int, seed: int) -> torch.Tensor:
+    """fairseq's criterion per token on the first `batches` training batches of fairseq's shuffled order under
+    `seed` (epochs follow one another if one is too short), differentiable. Dropout is off (eval mode), so the
+    value is a function of the weights and the seed only, as a pruning score needs."""
+    was_training = model.training
+    model.eval()
+    total, size, epoch, drawn = None, 0, 1, 0
+    try:
+        while drawn < batches:
+            before = drawn
+            for sample in _batches(session, model, "train", session.cfg.dataset.max_tokens, seed, True, epoch):
+                loss, sample_size, _ = session.criterion(model, _to(sample, model))
+                total, size, drawn = (loss if total is None else total + loss), size + int(sample_size), drawn + 1
+                if drawn == batches:
+                    break
+            if drawn == before:
+                raise RuntimeError("the training split yields no batch")
+            epoch += 1
+    finally:
+        model.train(was_training)
+    assert total is not None
+    return total / max(size, 1)
 
 
 def _translation_flags(cfg: "NLPConfig") -> list[str]:
@@ -70,7 +120,6 @@ def _translation_flags(cfg: "NLPConfig") -> list[str]:
 
 def corpus_bleu(session, model: nn.Module) -> float:
     """sacreBLEU corpus BLEU of beam search on the test split, detokenised, against the raw references."""
-    from fairseq import utils
     from fairseq.data import data_utils
 
     from domains.nlp.prepare import TOKENIZERS, test_references
@@ -83,10 +132,7 @@ def corpus_bleu(session, model: nn.Module) -> float:
     was_training = model.training
     model.eval()
     generator = task.build_generator([model], session.cfg.generation)
-    itr = task.get_batch_iterator(
-        dataset=dataset, max_tokens=session.cfg.dataset.max_tokens_valid,
-        max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
-        ignore_invalid_inputs=False, seed=1, epoch=1, disable_iterator_cache=True).next_epoch_itr(shuffle=False)
+    itr = _batches(session, model, "test", session.cfg.dataset.max_tokens_valid)
     post = TOKENIZERS.get(session.config.tokenizer).post_process
     hyps: dict[int, str] = {}
     for sample in itr:

@@ -1,12 +1,11 @@
-"""One job: fairseq's Trainer from `job.start_step` to `job.budget` updates under the job's mask.
+"""One job: fairseq's own Trainer from `job.start_step` to `job.budget` updates, under the job's mask and the
+engine's `JobProtocol` (evaluation grid, early stopping, captures, best state, test reads).
 
 The mask is held by `lth_core.hold.MaskHold`: pruned entries are zeroed on the model's Parameters and
 each masked Parameter's gradient is multiplied by its mask in a hook on the Parameter itself, so
 fairseq's Adam (built lazily by the Trainer, and rebuilt whenever the Trainer loads a checkpoint)
 never moves a pruned weight, and the embedding fairseq ties to the output projection is one Parameter
-with one hook. Validation cross-entropy at every `eval_every` updates chooses the early-stopping step;
-the weights there are kept in memory and the test metric (BLEU / perplexity) is read on them once,
-after training, so nothing selects on test data.
+with one hook. The loop only adds what is fairseq's own: its FloatingPointError on non-finite gradients.
 """
 from __future__ import annotations
 
@@ -16,23 +15,39 @@ import tempfile
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
-from domains.nlp.quiet import fairseq_warnings_quiet
-from lth_core.early_stop import EarlyStopTracker
+from domains.nlp.fairseq_quiet import fairseq_warnings_quiet
+from domains.nlp.tasks import TASKS, TaskSpec, loss_on
 from lth_core.errors import Diverged
 from lth_core.hold import MaskHold
 from lth_core.job import Job, Outcome, StateDict
 from lth_core.masks import Mask
+from lth_core.protocol import EvalGrid, JobProtocol, Trainee
 
 
-def cpu_state(model: torch.nn.Module) -> StateDict:
+def cpu_state(model: nn.Module) -> StateDict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def eval_steps(start: int, budget: int, every: int) -> list[int]:
-    steps = list(range((start // every + 1) * every, budget, every))
-    return steps + [budget] if budget > start else steps
+class NLPTrainee(Trainee):
+    """The protocol's view of a fairseq model in training: validation cross-entropy, BLEU / perplexity, weights."""
+
+    def __init__(self, session, spec: TaskSpec, model: nn.Module) -> None:
+        self.session, self.spec, self.model = session, spec, model
+
+    def validate(self) -> tuple[float, dict[str, float]]:
+        return loss_on(self.session, self.model, "valid"), {}
+
+    def test(self) -> float:
+        return self.spec.score_test(self.session, self.model)
+
+    def weights(self) -> StateDict:
+        return cpu_state(self.model)
+
+    def load_weights(self, weights: StateDict) -> None:
+        self.model.load_state_dict(weights)
 
 
 def run_job(session, job: Job, scratch_root: Path) -> Outcome:
@@ -45,31 +60,23 @@ def _run_job(session, job: Job, scratch_root: Path) -> Outcome:
     from fairseq.logging import metrics
     from fairseq.trainer import Trainer
 
-    from domains.nlp.tasks import TASKS, loss_on
-
-    config = session.config
-    spec = TASKS.get(config.task)
+    config, spec = session.config, TASKS.get(session.config.task)
     if config.threads:
         torch.set_num_threads(config.threads)
     model = session.build_model(job.seed)
     model.load_state_dict(job.weights)
     model.to(session.device)
     hold = MaskHold(model, Mask(job.mask)) if job.mask is not None else None
-
     scratch_root.mkdir(parents=True, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix="job-", dir=scratch_root)  # where fairseq would write crash.pt
     metrics.reset()
     try:
-        cfg = session.job_cfg(job.seed, scratch)
-        trainer = Trainer(cfg, session.task, model, session.criterion)
+        trainer = Trainer(session.job_cfg(job.order_seed, scratch), session.task, model, session.criterion)
         trainer.set_num_updates(job.start_step)  # builds Adam and puts the schedule at the rewind point
-        tracker = EarlyStopTracker(val_higher_is_better=spec.metric.val_higher_is_better)
-        captured: dict[int, StateDict] = {}
-        best_state: StateDict | None = None
-        if job.start_step in job.capture_steps:
-            captured[job.start_step] = cpu_state(model)
-        evals = set(eval_steps(job.start_step, job.budget, config.eval_interval()))
-        step, epoch = job.start_step, 1
+        protocol = JobProtocol(job, NLPTrainee(session, spec, model), EvalGrid(config.eval_interval(), at_start=False),
+                               val_higher_is_better=spec.metric.val_higher_is_better)
+        step, epoch, loss_sum, since = job.start_step, 1, 0.0, 0
+        protocol.reached(step)  # a capture at the start step
         bar = tqdm(total=job.budget - job.start_step, desc=job.key, leave=False, disable=None)
         while step < job.budget:
             epoch_itr = trainer.get_train_iterator(epoch, load_dataset=False, disable_iterator_cache=True)
@@ -86,20 +93,12 @@ def _run_job(session, job: Job, scratch_root: Path) -> Outcome:
                     raise
                 if log is None:  # an overflow (amp) or OOM skipped this batch without an update
                     continue
-                loss = float(log.get("loss", math.nan))
-                if not math.isfinite(loss):
-                    raise Diverged(f"training loss {loss} at update {trainer.get_num_updates()}")
-                step = trainer.get_num_updates()
+                step, since = trainer.get_num_updates(), since + 1
+                loss_sum += float(log.get("loss", math.nan)) * math.log(2)  # fairseq logs base 2; nats
                 bar.update(1)
-                if step in job.capture_steps:
-                    captured[step] = cpu_state(model)
-                if step in evals:
-                    val = loss_on(session, model, "valid")
-                    if not math.isfinite(val):
-                        raise Diverged(f"validation loss {val} at update {step}")
-                    if tracker.observe(step, val, train_loss=loss * math.log(2)):
-                        best_state = cpu_state(model)
-                    bar.set_postfix(val=f"{val:.3f}")
+                if protocol.due(step) and protocol.reached(step, train_loss=loss_sum / since):
+                    loss_sum, since = 0.0, 0
+                    bar.set_postfix(val=f"{protocol.tracker.curve[-1].val:.3f}")
                 if step >= job.budget:
                     break
             if step == at_epoch_start:
@@ -108,24 +107,9 @@ def _run_job(session, job: Job, scratch_root: Path) -> Outcome:
         bar.close()
         if hold is not None:
             hold.assert_held()
-        final_weights = cpu_state(model) if job.keep_final_weights else None
-        final_score = spec.score_test(session, model)
-        best = tracker.best
-        if best is None:  # budget == start_step: nothing trained
-            val = loss_on(session, model, "valid")
-            tracker.observe(step, val)
-            best = tracker.best
-        if best.step == step or best_state is None:
-            score = final_score
-        else:
-            model.load_state_dict(best_state)
-            score = spec.score_test(session, model)
-        tracker.set_best_test(score)
-        tracker.curve[-1].test = final_score  # the last evaluation is at the end of training
-        return Outcome(score=score, final_score=final_score, early_stop_step=best.step, val_at_stop=best.val,
-                       steps=step - job.start_step, curve=tracker.curve, final_weights=final_weights,
-                       captured=captured,
-                       extras={"final_val": tracker.curve[-1].val, "metric_signature": spec.signature(config)})
+        out = protocol.finish(step, extras={"metric_signature": spec.signature(config)})
+        out.extras["final_val"] = out.curve[-1].val
+        return out
     finally:
         if hold is not None:
             hold.release()

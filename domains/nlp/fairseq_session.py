@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from domains.nlp.config import NLPConfig
-from domains.nlp.quiet import fairseq_warnings_quiet, import_fairseq
+from domains.nlp.fairseq_quiet import fairseq_warnings_quiet, import_fairseq
 
 
 def fairseq_argv(config: NLPConfig, data: Path) -> list[str]:
