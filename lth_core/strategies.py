@@ -120,13 +120,17 @@ def _layerwise(step: PruneStep, scores: Mapping[str, Tensor], names) -> dict[str
     return out
 
 
+def prune_lowest(step: PruneStep, scores: Mapping[str, Tensor]) -> Mask:
+    """Each tensor loses its lowest-scored remaining entries at its rate: any layerwise criterion is its scores."""
+    return Mask(_layerwise(step, scores, step.mask.names()))
+
+
 @STRATEGIES.register("magnitude_layerwise")
 class MagnitudeLayerwise(Strategy):
     """Remove the smallest-magnitude remaining weights of each tensor at that tensor's rate (F&C 2019)."""
 
     def __call__(self, step: PruneStep) -> Mask:
-        scores = {n: step.weights[n].detach().abs().cpu() for n in step.mask}
-        return Mask(_layerwise(step, scores, step.mask.names()))
+        return prune_lowest(step, {n: step.weights[n].detach().abs().cpu() for n in step.mask})
 
 
 @STRATEGIES.register("magnitude_global")
@@ -166,5 +170,4 @@ class RandomPruning(Strategy):
 
     def __call__(self, step: PruneStep) -> Mask:
         g = torch.Generator().manual_seed(step.seed)
-        scores = {n: torch.rand(step.mask[n].shape, generator=g) for n in step.mask}
-        return Mask(_layerwise(step, scores, step.mask.names()))
+        return prune_lowest(step, {n: torch.rand(step.mask[n].shape, generator=g) for n in step.mask})
