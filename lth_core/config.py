@@ -86,7 +86,8 @@ class ImpConfig:
     rate: float = opt(0.2, "fraction of the remaining weights pruned per level, in (0, 1)")
     rate_overrides: str = opt("", "per-group or per-name rates, e.g. 'output=0.1,conv=0.1' (0 = never pruned)")
     strategy: str = opt("magnitude_layerwise", "pruning strategy", choices=STRATEGIES)
-    schedule: str = opt("iterative", choices=SCHEDULES, help="iterative (rate p of what remains, per level) or one_shot (straight to the level's density from the dense weights)")
+    schedule: str = opt("iterative", choices=SCHEDULES, help="how levels follow each other: iterative (rate p of what "
+                        "remains, per level) or one_shot (straight to the level's density from the dense weights)")
     prune_biases: bool = opt(False, "also prune biases of the prunable layers")
     controls: str = opt("random_reinit,random_mask", "comma list of controls trained beside each ticket ('' for none)")
     trials: int = opt(2, "independent replicates (each its own init, dense run and tickets)")
@@ -151,7 +152,7 @@ class ImpConfig:
         chosen = {name for _, name in self._chosen()}
         for name, values in sorted(self.params.items()):
             if values and name not in chosen:
-                raise UsageError(f"{flag(name, sorted(values)[0])} is set but {name!r} is not the chosen "
+                raise UsageError(f"{flag(name, min(values))} is set but {name!r} is not the chosen "
                                  f"strategy, schedule or a control")
         self.overrides()
         self.rewind_at(10**12)

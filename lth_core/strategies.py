@@ -2,8 +2,9 @@
 
 A strategy is one registered `Strategy` class; as a dataclass its `opt(...)` fields are its hyperparameters
 (CLI flags `--<name>-<field>`, see `ComponentRegistry`). Every built-in strategy removes a fraction of what
-*remains* in each tensor (or, globally, of what remains overall), so masks nest from level to level. Ties in magnitude are broken by position, so results are
-deterministic. `rates[name]` is the fraction to remove from that tensor this step (0 = untouched).
+*remains* in each tensor (or, globally, of what remains overall), so masks nest from level to level. Ties in
+magnitude are broken by position, so results are deterministic. `rates[name]` is the fraction to remove from
+that tensor this step (0 = untouched).
 """
 from __future__ import annotations
 

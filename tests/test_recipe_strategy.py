@@ -92,7 +92,8 @@ def test_a_preset_sets_it_and_a_flag_overrides_the_preset(tmp_path):
 
 
 @pytest.mark.parametrize("flags,expected", [
-    (["--jitter-magnitude-noise", "-1", "--strategy", "jitter_magnitude"], "--jitter-magnitude-noise -1.0 must be >= 0"),
+    (["--jitter-magnitude-noise", "-1", "--strategy", "jitter_magnitude"],
+     "--jitter-magnitude-noise -1.0 must be >= 0"),
     (["--jitter-magnitude-noise", "1"], "--jitter-magnitude-noise is set but 'jitter_magnitude' is not the chosen"),
 ])
 def test_bad_values_are_one_line_exit_2_and_nothing_written(tmp_path, capsys, flags, expected):

@@ -73,7 +73,8 @@ def test_the_step_carries_initial_and_rewind_weights_and_the_hook_scores(tmp_pat
                               capture_steps=(20,)))
     assert all(torch.equal(step.rewind[k], dense.captured[20][k]) for k in init)
     assert any(not torch.equal(step.rewind[k], init[k]) for k in init)
-    four = run(tmp_path, "four", {"toy": "test_scoring_hook:HookedToy"}, "--rewind-step", "20", "--snip-probe-batches", "4")
+    four = run(tmp_path, "four", {"toy": "test_scoring_hook:HookedToy"}, "--rewind-step", "20",
+               "--snip-probe-batches", "4")
     (batches, _, mask_four), = STEPS
     assert batches == 4 and mask_four.kept() == mask_one.kept()
     assert any(not torch.equal(mask_four[n], mask_one[n]) for n in mask_one)
