@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from benchmarks.run import main
+from lth_core.adapter import Adapter
 from lth_core.config import opt
 from lth_core.job import Job
 from lth_core.masks import Mask
@@ -25,6 +26,12 @@ class HookedToy(ToyAdapter):
         x, y = self.train_set
         idx = torch.randint(0, len(x), (batches * 32,), generator=g)
         return nn.functional.cross_entropy(model(x[idx]), y[idx])
+
+
+class LosslessToy(ToyAdapter):
+    """The toy domain without a training loss to score with."""
+
+    training_loss = Adapter.training_loss
 
 
 @STRATEGIES.register("snip_probe")
@@ -56,7 +63,7 @@ def run(tmp_path, name, table, *flags):
 
 def test_a_domain_without_the_hook_is_refused_before_anything_is_written(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        run(tmp_path, "out", {"toy": "toy_adapter:ToyAdapter"})
+        run(tmp_path, "out", {"toy": "test_scoring_hook:LosslessToy"})
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and len(err.splitlines()) == 1
     assert "domain 'toy' cannot training loss, which the strategy 'snip_probe' needs" in err
