@@ -24,8 +24,8 @@ from lth_core.executors import EXECUTORS, AdapterFactory
 from lth_core.job import Job, Outcome, StateDict
 from lth_core.masks import Mask
 from lth_core.provenance import git_commit, versions
-from lth_core.store import RunStore
 from lth_core.schedules import Source
+from lth_core.store import RunStore
 from lth_core.strategies import PruneStep, ScoringHook, global_names, resolve_rates
 from lth_core.tables import write_tables
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from toy_adapter import ToyAdapter
 
 from benchmarks.run import main
 from lth_core.components import flag
@@ -16,7 +17,6 @@ from lth_core.errors import UsageError
 from lth_core.masks import Mask
 from lth_core.presets import Preset
 from lth_core.strategies import STRATEGIES, PruneStep, Strategy, prune_lowest
-from toy_adapter import ToyAdapter
 
 STEPS: list[tuple[float, PruneStep, Mask]] = []  # what each call of the strategy saw and drew
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 from torch import nn
+from toy_adapter import ToyAdapter, ToyConfig
 
 from benchmarks.run import main
 from lth_core.adapter import Adapter
@@ -13,7 +14,6 @@ from lth_core.config import opt
 from lth_core.job import Job
 from lth_core.masks import Mask
 from lth_core.strategies import STRATEGIES, PruneStep, Strategy, prune_lowest
-from toy_adapter import ToyAdapter, ToyConfig
 
 STEPS: list[tuple[int, PruneStep, Mask]] = []
 
