@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from domains import DOMAINS, domain_names, load_adapter_class
 from lth_core.adapter import Adapter
-from lth_core.components import ComponentRegistry, overrides, param_values
+from lth_core.components import component_flags, component_params
 from lth_core.config import DomainConfig, ImpConfig, RunOptions, opt
 from lth_core.errors import UsageError
 from lth_core.presets import apply
@@ -50,38 +50,10 @@ def parse(argv: list[str], domain: str, preset_name: str, table: dict[str, str] 
     parser.add_arguments(RunOptions, dest="options")
     parser.add_arguments(cls.Config, dest="domain_config", default=apply(cls.Config(), preset.domain))
     ns = parser.parse_args(argv)
-    ns.imp.params = component_params(ns, groups, ns.imp)
+    ns.imp.params = component_params(ns, groups, {ns.imp.strategy, ns.imp.schedule, *ns.imp.control_names()})
     ns.imp.validate()
     ns.domain_config.validate()
     return cls, ns
-
-
-def component_flags(parser: OneLineParser, preset: dict) -> dict[str, object]:
-    """A flag group `--<name>-<field>` per registered component with fields, its defaults set by the preset."""
-    groups = {}
-    for reg in ComponentRegistry.all:
-        for name, cls in reg.parameterized():
-            default = reg.build(name, preset.get(name, {}))
-            parser.add_arguments(cls, dest=f"params_{name}", prefix=f"{name}-".replace("_", "-"), default=default)
-            groups[name] = default
-    unknown = sorted(set(preset) - set(groups))
-    if unknown:
-        raise UsageError(f"preset sets parameters of {unknown[0]!r}, which has none; with parameters: "
-                         f"{', '.join(sorted(groups)) or 'none'}")
-    return groups
-
-
-def component_params(ns, groups: dict[str, object], imp: ImpConfig) -> dict:
-    """`ImpConfig.params`: the chosen components' values that differ from their class defaults."""
-    chosen = {imp.strategy, imp.schedule, *imp.control_names()}
-    out = {}
-    for name, default in groups.items():
-        value = getattr(ns, f"params_{name}")
-        if name in chosen:
-            out[name] = overrides(value)
-        else:  # typed for a component this run does not use: kept, so that validation names the flag
-            out[name] = {k: v for k, v in param_values(value).items() if v != getattr(default, k)}
-    return {k: v for k, v in out.items() if v}
 
 
 def run_domain(argv: list[str], domain: str, preset_name: str, table: dict[str, str] = DOMAINS) -> str:

@@ -98,3 +98,32 @@ def overrides(obj: Component) -> dict[str, Any]:
     """The parameters of `obj` that differ from its class defaults (what a run's config records)."""
     default = param_values(type(obj)())
     return {k: v for k, v in param_values(obj).items() if v != default[k]}
+
+
+def component_flags(parser: Any, preset: Mapping[str, Mapping[str, Any]]) -> dict[str, Component]:
+    """A flag group `--<name>-<field>` per registered component with fields on a simple-parsing parser, its
+    defaults set by the preset's `params`; returns name -> the default it was given."""
+    groups: dict[str, Component] = {}
+    for reg in ComponentRegistry.all:
+        for name, cls in reg.parameterized():
+            default = reg.build(name, preset.get(name, {}))
+            parser.add_arguments(cls, dest=f"params_{name}", prefix=f"{name}-".replace("_", "-"), default=default)
+            groups[name] = default
+    unknown = sorted(set(preset) - set(groups))
+    if unknown:
+        raise UsageError(f"preset sets parameters of {unknown[0]!r}, which has none; with parameters: "
+                         f"{', '.join(sorted(groups)) or 'none'}")
+    return groups
+
+
+def component_params(ns: Any, groups: Mapping[str, Component], chosen: set[str]) -> dict[str, dict[str, Any]]:
+    """`ImpConfig.params` from parsed flags: the chosen components' values that differ from their class defaults,
+    and whatever was typed for the others (so that validation names the flag that does not apply)."""
+    out = {}
+    for name, default in groups.items():
+        value = getattr(ns, f"params_{name}")
+        if name in chosen:
+            out[name] = overrides(value)
+        else:  # typed for a component this run does not use: kept, so that validation names the flag
+            out[name] = {k: v for k, v in param_values(value).items() if v != getattr(default, k)}
+    return {k: v for k, v in out.items() if v}
