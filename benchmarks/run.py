@@ -1,6 +1,7 @@
 """`python -m benchmarks.run`: find lottery tickets in a domain and write the result contract.
 
-Flags come from three dataclasses: the engine's ImpConfig and RunOptions and the chosen domain's Config;
+Flags come from three dataclasses: the engine's ImpConfig and RunOptions and the chosen domain's Config, and
+from the fields of every registered strategy, schedule and control (`--<name>-<field>`, see ComponentRegistry);
 a preset sets their defaults and explicit flags win. `--domain all` runs each domain in turn.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 from domains import DOMAINS, domain_names, load_adapter_class
 from lth_core.adapter import Adapter
+from lth_core.components import component_flags, component_params
 from lth_core.config import DomainConfig, ImpConfig, RunOptions, opt
 from lth_core.errors import UsageError
 from lth_core.presets import apply
@@ -58,10 +60,13 @@ def parse(argv: list[str], domain: str, preset_name: str, table: dict[str, str] 
     presets_help = "\n".join(f"  {p.name:<24} {p.help}" for p in cls.presets.values())
     parser = OneLineParser(prog=PROG, description=__doc__, epilog=f"presets of domain {domain!r}:\n{presets_help}")
     parser.add_arguments(Selection, dest="selection")
-    parser.add_arguments(ImpConfig, dest="imp", default=apply(ImpConfig(), preset.imp))
+    imp_default = apply(ImpConfig(), preset.imp)
+    parser.add_arguments(ImpConfig, dest="imp", default=imp_default)
+    groups = component_flags(parser, imp_default.params)
     parser.add_arguments(RunOptions, dest="options")
     parser.add_arguments(cls.Config, dest="domain_config", default=apply(cls.Config(), preset.domain))
     ns = parser.parse_args(argv)
+    ns.imp.params = component_params(ns, groups, {ns.imp.strategy, ns.imp.schedule, *ns.imp.control_names()})
     ns.imp.validate()
     ns.domain_config.validate()
     return Plan(cls, table, preset_name, ns.imp, ns.options, ns.domain_config)

@@ -12,9 +12,12 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Iterable, Mapping
 
+from lth_core.components import Component, ComponentRegistry, flag, param_fields, param_values
+from lth_core.controls import CONTROLS
 from lth_core.errors import UsageError
 from lth_core.executors import EXECUTORS
-from lth_core.strategies import SCHEDULES, STRATEGIES
+from lth_core.schedules import SCHEDULES
+from lth_core.strategies import STRATEGIES
 
 HASH_FORMAT = 1  # bump only on a deliberate change of identity; tests/test_cli.py pins the hashes
 
@@ -106,15 +109,43 @@ class ImpConfig:
     rate: float = opt(0.2, "fraction of the remaining weights pruned per level, in (0, 1)")
     rate_overrides: str = opt("", "per-group or per-name rates, e.g. 'output=0.1,conv=0.1' (0 = never pruned)")
     strategy: str = opt("magnitude_layerwise", "pruning strategy", choices=STRATEGIES)
-    schedule: str = opt("iterative", choices=SCHEDULES, help="iterative (rate p of what remains, per level) or one_shot (straight to the level's density from the dense weights)")
+    schedule: str = opt("iterative", choices=SCHEDULES, help="how levels follow each other: iterative (rate p of what "
+                        "remains, per level) or one_shot (straight to the level's density from the dense weights)")
     prune_biases: bool = opt(False, "also prune biases of the prunable layers")
     controls: str = opt("random_reinit,random_mask", "comma list of controls trained beside each ticket ('' for none)")
     trials: int = opt(2, "independent replicates (each its own init, dense run and tickets)")
     rewind_step: str = opt("0", "rewind to this step: an integer step, or a fraction of the budget like 0.05")
     seed: int = opt(0, "base seed; trial t uses seed + 1000 * t")
+    # joins the identity through `identity()`: only the chosen components' values, only where they have fields
+    params: dict[str, dict[str, Any]] = opt({}, "parameters of the chosen strategy, schedule and controls, "
+                                            "{name: {field: value}}; flags --<name>-<field>", identity=False, cmd=False)
 
     def control_names(self) -> list[str]:
         return [c.strip() for c in self.controls.split(",") if c.strip()]
+
+    def _chosen(self) -> list[tuple[ComponentRegistry, str]]:
+        return [(STRATEGIES, self.strategy), (SCHEDULES, self.schedule)] + [(CONTROLS, c) for c in self.control_names()]
+
+    def components(self) -> list[tuple[str, str, Component]]:
+        """(kind, name, instance with its parameters) of the chosen strategy, schedule and each control."""
+        return [(reg.kind, name, reg.build(name, self.params.get(name, {}))) for reg, name in self._chosen()]
+
+    def make_strategy(self) -> Any:
+        return STRATEGIES.build(self.strategy, self.params.get(self.strategy, {}))
+
+    def make_schedule(self) -> Any:
+        return SCHEDULES.build(self.schedule, self.params.get(self.schedule, {}))
+
+    def make_controls(self) -> dict[str, Any]:
+        return {c: CONTROLS.build(c, self.params.get(c, {})) for c in self.control_names()}
+
+    def identity(self) -> dict[str, Any]:
+        """The identity fields, plus `params` of the chosen components that have fields (absent where none has)."""
+        out = identity_dict(self)
+        params = {name: param_values(obj) for _, name, obj in self.components() if param_fields(type(obj))}
+        if params:
+            out["params"] = dict(sorted(params.items()))
+        return out
 
     def overrides(self) -> dict[str, float]:
         return parse_overrides(self.rate_overrides)
@@ -134,18 +165,18 @@ class ImpConfig:
         return int(value)
 
     def validate(self) -> None:
-        from lth_core.controls import CONTROLS
-
         if self.levels < 0:
             raise UsageError(f"--levels {self.levels} must be >= 0")
         if not 0.0 < self.rate < 1.0:
             raise UsageError(f"--rate {self.rate} must be in (0, 1)")
         if self.trials < 1:
             raise UsageError(f"--trials {self.trials} must be >= 1")
-        STRATEGIES.check(self.strategy)
-        SCHEDULES.check(self.schedule)
-        for c in self.control_names():
-            CONTROLS.check(c)
+        self.components()  # unknown names, unknown parameters, out-of-range values
+        chosen = {name for _, name in self._chosen()}
+        for name, values in sorted(self.params.items()):
+            if values and name not in chosen:
+                raise UsageError(f"{flag(name, min(values))} is set but {name!r} is not the chosen "
+                                 f"strategy, schedule or a control")
         self.overrides()
         self.rewind_at(10**12)
 

@@ -1,4 +1,8 @@
-"""Controls trained beside each ticket with the same budget: what a ticket must beat to be a winning one."""
+"""Controls trained beside each ticket with the same budget: what a ticket must beat to be a winning one.
+
+A control is one registered `Control` class; as a dataclass its `opt(...)` fields are its parameters (CLI flags
+`--<name>-<field>`, see `lth_core.components.ComponentRegistry`).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,9 +10,9 @@ from typing import Callable
 
 import torch
 
+from lth_core.components import Component, ComponentRegistry
 from lth_core.job import StateDict
 from lth_core.masks import Mask
-from lth_core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -19,23 +23,33 @@ class ControlInput:
     seed: int  # distinct per level, trial and control
 
 
-Control = Callable[[ControlInput], tuple[StateDict, Mask]]
-CONTROLS: Registry[Control] = Registry("control")
+class Control(Component):
+    """ControlInput -> (starting weights, mask) of a job trained beside the ticket."""
+
+    def __call__(self, c: ControlInput) -> tuple[StateDict, Mask]:
+        raise NotImplementedError
+
+
+CONTROLS = ComponentRegistry("control")
 
 
 @CONTROLS.register("random_reinit")
-def random_reinit(c: ControlInput) -> tuple[StateDict, Mask]:
+class RandomReinit(Control):
     """The ticket's mask on a fresh initialization drawn with another seed (F&C: 'random reinit')."""
-    return c.fresh_weights(c.seed), c.ticket_mask
+
+    def __call__(self, c: ControlInput) -> tuple[StateDict, Mask]:
+        return c.fresh_weights(c.seed), c.ticket_mask
 
 
 @CONTROLS.register("random_mask")
-def random_mask(c: ControlInput) -> tuple[StateDict, Mask]:
+class RandomMask(Control):
     """A random mask with the ticket's per-tensor counts on the ticket's own initialization."""
-    g = torch.Generator().manual_seed(c.seed)
-    out = {}
-    for name, m in c.ticket_mask.tensors.items():
-        flat = torch.zeros(m.numel(), dtype=torch.bool)
-        flat[torch.randperm(m.numel(), generator=g)[: int(m.sum())]] = True
-        out[name] = flat.view(m.shape)
-    return c.rewind_weights, Mask(out)
+
+    def __call__(self, c: ControlInput) -> tuple[StateDict, Mask]:
+        g = torch.Generator().manual_seed(c.seed)
+        out = {}
+        for name, m in c.ticket_mask.tensors.items():
+            flat = torch.zeros(m.numel(), dtype=torch.bool)
+            flat[torch.randperm(m.numel(), generator=g)[: int(m.sum())]] = True
+            out[name] = flat.view(m.shape)
+        return c.rewind_weights, Mask(out)

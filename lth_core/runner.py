@@ -3,8 +3,8 @@
 Trial t is an independent replicate (its own init, dense run and ticket sequence), seeded `seed + 1000 t`.
 Every job of a trial shares that seed for its own randomness (data order, exploration), so a ticket and its
 controls differ only in weights and mask. Level 0 trains the dense network and keeps the rewind weights;
-level L prunes the trained ticket of level L-1 (iterative) or the dense weights (one-shot) and trains the new
-ticket and each control from the rewind point for the remaining budget.
+level L prunes where its schedule says (iterative: the trained ticket of level L-1; one-shot: the dense weights)
+and trains the new ticket and each control from the rewind point for the remaining budget.
 """
 from __future__ import annotations
 
@@ -20,14 +20,15 @@ from tqdm.auto import tqdm
 
 from lth_core.adapter import Adapter
 from lth_core.config import DomainConfig, ImpConfig, RunOptions, config_hash, full_dict, identity_dict
-from lth_core.controls import CONTROLS, ControlInput
+from lth_core.controls import ControlInput
 from lth_core.errors import UsageError
 from lth_core.executors import EXECUTORS, AdapterFactory
 from lth_core.job import Job, Outcome, StateDict
 from lth_core.masks import Mask
 from lth_core.provenance import git_commit, versions
+from lth_core.schedules import Source
 from lth_core.store import RunStore
-from lth_core.strategies import STRATEGIES, PruneStep, global_names, resolve_rates
+from lth_core.strategies import PruneStep, ScoringHook, global_names, resolve_rates
 from lth_core.tables import write_tables
 
 DENSE = "dense"
@@ -44,7 +45,7 @@ def run_identity(domain: str, imp: ImpConfig, config: DomainConfig, ticket_sourc
 
     The domain config's part is its identity fields and the values its `identity_extras()` resolves."""
     domain_config = dict(sorted({**identity_dict(config), **config.identity_extras()}.items()))
-    return {"domain": domain, "imp": identity_dict(imp), "domain_config": domain_config,
+    return {"domain": domain, "imp": imp.identity(), "domain_config": domain_config,
             "ticket_from": ticket_source_hash}
 
 
@@ -100,7 +101,10 @@ class ImpRunner:
         del model
         self.rates = resolve_rates(self.groups, imp.rate, imp.overrides())
         self.global_names = global_names(self.groups, imp.overrides())
-        self.strategy = STRATEGIES.get(imp.strategy)
+        self.strategy, self.schedule, self.control_set = imp.make_strategy(), imp.make_schedule(), imp.make_controls()
+        for kind, name, part in imp.components():  # before the run folder exists: one line, nothing written
+            for need in sorted(part.needs):
+                adapter.require(need, f"the {kind} {name!r}")
         self.controls = imp.control_names()
         self.source = TicketSource(options.ticket_from, adapter, imp, self.arch_hash) if options.ticket_from else None
         self.identity = run_identity(adapter.domain, imp, adapter.config, self.source.hash if self.source else None)
@@ -142,18 +146,30 @@ class ImpRunner:
         saved = store.load_state(name)
         if saved is not None:
             return Mask({k: v.bool() for k, v in saved.items()})
-        if self.imp.schedule == "one_shot":
-            base_level, prev = 0, self.full_mask()
-            rates = {n: 1.0 - (1.0 - r) ** level for n, r in self.rates.items()}
-        else:
-            base_level, prev, rates = level - 1, self.mask_for(store, level - 1, trial), self.rates
-        trained = store.load_state(store.final_name(base_level, trial))
-        if trained is None:
-            raise RuntimeError(f"trained weights of level {base_level} trial {trial} are missing")
-        mask = self.strategy(PruneStep(weights=self._prunable_weights(trained), mask=prev, rates=rates,
-                                       global_names=self.global_names, seed=derived_seed(self.imp.seed, level, trial)))
+        src = self.schedule.source(level)
+        seed = derived_seed(self.imp.seed, level, trial)
+        score = ScoringHook(self.adapter.build, self.adapter.training_loss, seed) \
+            if "training_loss" in self.adapter.capabilities() else None
+        rewind = self.rewind_weights(store, trial) if self._has_rewind(store, trial) else None
+        mask = self.strategy(PruneStep(
+            weights=self._prunable_weights(self.source_weights(store, src, trial)),
+            mask=self.mask_for(store, src.mask_level, trial), rates=self.schedule.rates(level, self.rates),
+            global_names=self.global_names, seed=seed, initial=self.init_weights(store, trial), rewind=rewind,
+            score=score))
         store.save_state(name, mask.to_state())
         return mask
+
+    def source_weights(self, store: RunStore, src: Source, trial: int) -> StateDict:
+        """The weights a schedule's pruning step starts from."""
+        if src.weights == "initial":
+            return self.init_weights(store, trial)
+        if src.weights != "final":
+            raise RuntimeError(f"schedule {self.imp.schedule!r} asks for {src.weights!r} weights; the runner has "
+                               f"'final' and 'initial'")
+        trained = store.load_state(store.final_name(src.level, trial))
+        if trained is None:
+            raise RuntimeError(f"trained weights of level {src.level} trial {trial} are missing")
+        return trained
 
     # ---- jobs ----------------------------------------------------------------------------------
     def _done(self, store: RunStore, key: str, needs: str | None) -> bool:
@@ -164,7 +180,7 @@ class ImpRunner:
 
     def level_jobs(self, store: RunStore, level: int) -> list[Job]:
         jobs: list[Job] = []
-        keep_final = self.source is None and level < self.imp.levels and (self.imp.schedule == "iterative" or level == 0)
+        keep_final = self.source is None and self.schedule.keeps_final(level, self.imp.levels)
         for t in range(self.imp.trials):
             seed = self.trial_seed(t)
             final_name = store.final_name(level, t) if keep_final else None
@@ -186,7 +202,7 @@ class ImpRunner:
                 key = store.job_key(level, c, t)
                 if self._done(store, key, None):
                     continue
-                weights, cmask = CONTROLS.get(c)(ControlInput(
+                weights, cmask = self.control_set[c](ControlInput(
                     ticket_mask=mask, rewind_weights=rewind, fresh_weights=self.adapter.initial_weights,
                     seed=derived_seed(self.imp.seed, "control", c, level, t)))
                 jobs.append(Job(level=level, kind=c, trial=t, seed=seed, weights=weights, mask=cmask.to_state(),

@@ -1,8 +1,10 @@
-"""Pruning strategies: (trained weights, current mask, per-tensor rates) -> next mask, exact in counts.
+"""Pruning strategies: a `PruneStep` (trained weights, current mask, per-tensor rates, ...) -> next mask.
 
-Every strategy removes a fraction of what *remains* in each tensor (or, globally, of what remains
-overall), so masks nest from level to level. Ties in magnitude are broken by position, so results are
-deterministic. `rates[name]` is the fraction to remove from that tensor this step (0 = untouched).
+A strategy is one registered `Strategy` class; as a dataclass its `opt(...)` fields are its hyperparameters
+(CLI flags `--<name>-<field>`, see `ComponentRegistry`). Every built-in strategy removes a fraction of what
+*remains* in each tensor (or, globally, of what remains overall), so masks nest from level to level. Ties in
+magnitude are broken by position, so results are deterministic. `rates[name]` is the fraction to remove from
+that tensor this step (0 = untouched).
 """
 from __future__ import annotations
 
@@ -11,10 +13,33 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from lth_core.components import Component, ComponentRegistry
 from lth_core.masks import Mask
-from lth_core.registry import Registry
+
+
+@dataclass(frozen=True)
+class ScoringHook:
+    """The domain's own training loss, for criteria that read gradients (SNIP, GraSP, SynFlow).
+
+    Built by the runner from `adapter.build` and `adapter.training_loss` where the adapter offers it; a
+    strategy that calls it declares `needs = frozenset({"training_loss"})`.
+    """
+
+    build: Callable[[int], nn.Module]  # a fresh model of the domain's architecture from a seed
+    training_loss: Callable[[nn.Module, int, int], Tensor]  # (model, batches, seed) -> differentiable loss
+    seed: int
+
+    def model(self, weights: Mapping[str, Tensor]) -> nn.Module:
+        """The domain's model holding `weights` (a full state dict, e.g. the step's trained or rewind weights)."""
+        model = self.build(0)
+        model.load_state_dict(dict(weights))
+        return model
+
+    def __call__(self, model: nn.Module, batches: int) -> Tensor:
+        """The training loss of `model` on `batches` batches of the domain's training data (seeded)."""
+        return self.training_loss(model, batches, self.seed)
 
 
 @dataclass(frozen=True)
@@ -24,13 +49,19 @@ class PruneStep:
     rates: Mapping[str, float]  # fraction of the remaining entries to remove, per tensor
     global_names: frozenset[str]  # tensors ranked together by global strategies (the rest layerwise)
     seed: int = 0  # for random strategies
+    initial: Mapping[str, Tensor] | None = None  # the trial's initial weights (full state dict)
+    rewind: Mapping[str, Tensor] | None = None  # its rewind weights (full state dict), once the dense run kept them
+    score: ScoringHook | None = None  # the domain's training loss, where the adapter offers one
 
 
-Strategy = Callable[[PruneStep], Mask]
-STRATEGIES: Registry[Strategy] = Registry("strategy")
-SCHEDULES: Registry[str] = Registry("schedule")
-SCHEDULES.add("iterative", "iterative")
-SCHEDULES.add("one_shot", "one_shot")
+class Strategy(Component):
+    """PruneStep -> the next mask, nested in `step.mask`."""
+
+    def __call__(self, step: PruneStep) -> Mask:
+        raise NotImplementedError
+
+
+STRATEGIES = ComponentRegistry("strategy")
 
 
 def _override(name: str, group: str, overrides: Mapping[str, float]) -> float | None:
@@ -90,45 +121,54 @@ def _layerwise(step: PruneStep, scores: Mapping[str, Tensor], names) -> dict[str
     return out
 
 
-@STRATEGIES.register("magnitude_layerwise")
-def magnitude_layerwise(step: PruneStep) -> Mask:
-    """Remove the smallest-magnitude remaining weights of each tensor at that tensor's rate (F&C 2019)."""
-    scores = {n: step.weights[n].detach().abs().cpu() for n in step.mask}
+def prune_lowest(step: PruneStep, scores: Mapping[str, Tensor]) -> Mask:
+    """Each tensor loses its lowest-scored remaining entries at its rate: any layerwise criterion is its scores."""
     return Mask(_layerwise(step, scores, step.mask.names()))
 
 
+@STRATEGIES.register("magnitude_layerwise")
+class MagnitudeLayerwise(Strategy):
+    """Remove the smallest-magnitude remaining weights of each tensor at that tensor's rate (F&C 2019)."""
+
+    def __call__(self, step: PruneStep) -> Mask:
+        return prune_lowest(step, {n: step.weights[n].detach().abs().cpu() for n in step.mask})
+
+
 @STRATEGIES.register("magnitude_global")
-def magnitude_global(step: PruneStep) -> Mask:
+class MagnitudeGlobal(Strategy):
     """One magnitude threshold across `global_names` (Stabilizing the LTH; Yu et al.); others layerwise.
 
     The count removed is round(rate * remaining) over the ranked tensors together, where rate is the
     base rate those tensors share. No tensor is emptied: its largest remaining entry survives, and
     that survivor is counted (the removal moves to the next-smallest entry elsewhere).
     """
-    ranked = [n for n in step.mask.names() if n in step.global_names]
-    others = [n for n in step.mask.names() if n not in step.global_names]
-    out = _layerwise(step, {n: step.weights[n].detach().abs().cpu() for n in others}, others)
-    if ranked:
-        rate = max(step.rates[n] for n in ranked)
-        keep = torch.cat([step.mask[n].flatten() for n in ranked])
-        scores = torch.cat([step.weights[n].detach().abs().cpu().flatten().float() for n in ranked])
-        scores[~keep] = float("inf")  # already pruned: never chosen again
-        sizes = [step.mask[n].numel() for n in ranked]
-        offsets = torch.tensor([0] + sizes[:-1]).cumsum(0)
-        for off, size, n in zip(offsets.tolist(), sizes, ranked):
-            kept_here = torch.nonzero(keep[off:off + size]).flatten()
-            if kept_here.numel():  # protect each tensor's largest survivor from global removal
-                scores[off + kept_here[torch.argmax(scores[off + kept_here])]] = float("inf")
-        n_remove = min(_n_remove(int(keep.sum()), rate), int(torch.isfinite(scores).sum()))
-        keep[lowest(scores, n_remove)] = False
-        for part, n in zip(torch.split(keep, sizes), ranked):
-            out[n] = part.view_as(step.mask[n])
-    return Mask({n: out[n] for n in step.mask.names()})
+
+    def __call__(self, step: PruneStep) -> Mask:
+        ranked = [n for n in step.mask.names() if n in step.global_names]
+        others = [n for n in step.mask.names() if n not in step.global_names]
+        out = _layerwise(step, {n: step.weights[n].detach().abs().cpu() for n in others}, others)
+        if ranked:
+            rate = max(step.rates[n] for n in ranked)
+            keep = torch.cat([step.mask[n].flatten() for n in ranked])
+            scores = torch.cat([step.weights[n].detach().abs().cpu().flatten().float() for n in ranked])
+            scores[~keep] = float("inf")  # already pruned: never chosen again
+            sizes = [step.mask[n].numel() for n in ranked]
+            offsets = torch.tensor([0] + sizes[:-1]).cumsum(0)
+            for off, size, n in zip(offsets.tolist(), sizes, ranked):
+                kept_here = torch.nonzero(keep[off:off + size]).flatten()
+                if kept_here.numel():  # protect each tensor's largest survivor from global removal
+                    scores[off + kept_here[torch.argmax(scores[off + kept_here])]] = float("inf")
+            n_remove = min(_n_remove(int(keep.sum()), rate), int(torch.isfinite(scores).sum()))
+            keep[lowest(scores, n_remove)] = False
+            for part, n in zip(torch.split(keep, sizes), ranked):
+                out[n] = part.view_as(step.mask[n])
+        return Mask({n: out[n] for n in step.mask.names()})
 
 
 @STRATEGIES.register("random")
-def random_pruning(step: PruneStep) -> Mask:
+class RandomPruning(Strategy):
     """Remove remaining entries uniformly at random, with the layerwise counts (a pruning baseline)."""
-    g = torch.Generator().manual_seed(step.seed)
-    scores = {n: torch.rand(step.mask[n].shape, generator=g) for n in step.mask}
-    return Mask(_layerwise(step, scores, step.mask.names()))
+
+    def __call__(self, step: PruneStep) -> Mask:
+        g = torch.Generator().manual_seed(step.seed)
+        return prune_lowest(step, {n: torch.rand(step.mask[n].shape, generator=g) for n in step.mask})

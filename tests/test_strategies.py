@@ -113,3 +113,34 @@ def test_masks_round_trip_as_plain_tensors(tmp_path):
     back = Mask.load(tmp_path / "m.pt")
     assert back.kept() == m.kept() and all(torch.equal(back[n], m[n]) for n in m)
     assert abs(back.density - m.num_kept / m.num_total) < 1e-12
+
+
+def test_components_with_fields_get_flags_and_refuse_unknown_parameters():
+    from dataclasses import dataclass
+
+    import pytest
+
+    from lth_core.components import flag
+    from lth_core.config import opt
+    from lth_core.errors import UsageError
+    from lth_core.strategies import Strategy
+
+    @dataclass(frozen=True)
+    class Scaled(Strategy):
+        scale: float = opt(1.0, "a scale")
+
+    from lth_core.components import ComponentRegistry
+
+    reg, other = type(STRATEGIES)("strategy"), type(CONTROLS)("control")
+    try:
+        reg.register("scaled_test")(Scaled)
+        assert reg.get("scaled_test") == Scaled() and reg.build("scaled_test", {"scale": 2.0}).scale == 2.0
+        assert [n for n, _ in reg.parameterized()] == ["scaled_test"]
+        assert flag("scaled_test", "scale") == "--scaled-test-scale"
+        with pytest.raises(UsageError, match="has no parameter 'scal'"):
+            reg.build("scaled_test", {"scal": 2.0})
+        with pytest.raises(ValueError, match="already owns flags"):  # flags are namespaced by the name alone
+            other.register("scaled_test")(Scaled)
+    finally:  # leave the CLI's registries as they were
+        ComponentRegistry.all[:] = [r for r in ComponentRegistry.all if r not in (reg, other)]
+        ComponentRegistry._namespaces.pop("scaled_test", None)
