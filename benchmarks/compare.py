@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.cli import OneLineParser, fail
-from benchmarks.runs import Run, load_sources
+from benchmarks.run_folders import Run, load_sources
 from benchmarks.significance import TEST, Test, fmt_p, holm, welch
 from lth_core.config import opt
 from lth_core.errors import UsageError

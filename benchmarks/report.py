@@ -26,7 +26,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 from benchmarks.cli import OneLineParser, fail  # noqa: E402
 from benchmarks.falloff import DEFINITION, FallOff, falloffs  # noqa: E402
-from benchmarks.runs import Run, load_sources  # noqa: E402
+from benchmarks.run_folders import Run, load_sources  # noqa: E402
 from benchmarks.significance import TEST, fmt_p, welch  # noqa: E402
 from lth_core.atomic import atomic_write_text  # noqa: E402
 from lth_core.config import opt  # noqa: E402

@@ -16,7 +16,7 @@ from lth_core.components import component_flags, component_params
 from lth_core.config import DomainConfig, ImpConfig, RunOptions, opt
 from lth_core.errors import UsageError
 from lth_core.presets import apply
-from lth_core.runner import ImpRunner
+from lth_core.imp_runner import ImpRunner
 from benchmarks.cli import OneLineParser, fail
 
 PROG = "python -m benchmarks.run"

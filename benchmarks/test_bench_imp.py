@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks.bench_domains import DOMAIN_BENCH, quick_config
 from lth_core.config import RunOptions
-from lth_core.runner import ImpRunner
+from lth_core.imp_runner import ImpRunner
 from lth_core.tables import gaps
 
 

@@ -13,10 +13,10 @@ import pytest
 
 from benchmarks.compare import CompareConfig, compare
 from benchmarks.report import ReportConfig, build_html
-from benchmarks.runs import find_runs
+from benchmarks.run_folders import find_runs
 from lth_core.config import ImpConfig, RunOptions
 from lth_core.figures import figure1
-from lth_core.runner import ImpRunner
+from lth_core.imp_runner import ImpRunner
 from lth_core.tables import gaps, markdown, summarize
 
 

@@ -40,7 +40,7 @@ class Adapter(ABC):
 
     Subclasses set `domain`, `Config` (a DomainConfig dataclass), `presets` and `packages` (the distributions
     whose versions every row and run.json record, e.g. ("stable-baselines3", "gymnasium")).
-    `train` must hold `job.mask` with `lth_core.hold.MaskHold` (or, for adapters owning a batched loop,
+    `train` must hold `job.mask` with `lth_core.mask_hold.MaskHold` (or, for adapters owning a batched loop,
     with an equivalent that the mask-invariant tests cover) and run its loop under
     `lth_core.protocol.JobProtocol`, which owns the evaluation grid, early stopping on validation, rewind
     captures, the test reads and the `Outcome`; the domain supplies a `Trainee` (validate, test, weights).

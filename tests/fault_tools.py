@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from lth_core.config import ImpConfig, RunOptions
-from lth_core.runner import ImpRunner
+from lth_core.imp_runner import ImpRunner
 from fault_adapter import FaultAdapter, FaultConfig
 
 TESTS = Path(__file__).resolve().parent

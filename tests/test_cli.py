@@ -4,7 +4,7 @@ import pytest
 from benchmarks.run import main
 from lth_core.config import ImpConfig, config_hash
 from lth_core.presets import apply
-from lth_core.runner import run_identity
+from lth_core.imp_runner import run_identity
 from toy_adapter import ToyAdapter, ToyConfig
 
 TABLE = {"toy": "toy_adapter:ToyAdapter"}

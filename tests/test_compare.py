@@ -15,10 +15,10 @@ from scipy import stats
 
 from benchmarks import compare
 from benchmarks.compare import CompareConfig, density_cells
-from benchmarks.runs import Run
+from benchmarks.run_folders import Run
 from benchmarks.significance import holm, welch
 from lth_core.config import ImpConfig, RunOptions
-from lth_core.runner import ImpRunner
+from lth_core.imp_runner import ImpRunner
 from toy_adapter import ToyAdapter, ToyConfig
 
 

@@ -14,7 +14,7 @@ from domains import _declared, discover, load_adapter_class
 from lth_core.config import DomainConfig, ImpConfig, RunOptions
 from lth_core.errors import UsageError
 from lth_core.provenance import versions
-from lth_core.runner import ImpRunner
+from lth_core.imp_runner import ImpRunner
 from lth_core.store import RunStore
 from toy_adapter import ToyAdapter, ToyConfig
 

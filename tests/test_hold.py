@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 from torch import nn
 
-from lth_core.hold import MaskHold
+from lth_core.mask_hold import MaskHold
 from lth_core.masks import Mask
 
 OPTIMIZERS = {

@@ -25,7 +25,7 @@ def test_importing_every_engine_module_loads_no_domain_code():
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
-    assert {"lth_core.runner", "lth_core.store", "lth_core.executor_ray"} <= set(loaded)
+    assert {"lth_core.imp_runner", "lth_core.store", "lth_core.executor_ray"} <= set(loaded)
     assert [m for m in loaded if _forbidden(m)] == []
 
 

@@ -17,7 +17,7 @@ from domains.nlp.checkpoints import load_fairseq_checkpoint, trainer_load_checkp
 from domains.nlp.config import NLPConfig  # noqa: E402
 from domains.nlp.fairseq_quiet import fairseq_warnings_quiet  # noqa: E402
 from lth_core.errors import Diverged  # noqa: E402
-from lth_core.hold import MaskHold  # noqa: E402
+from lth_core.mask_hold import MaskHold  # noqa: E402
 from lth_core.job import Job  # noqa: E402
 from lth_core.masks import Mask  # noqa: E402
 

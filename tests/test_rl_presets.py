@@ -11,7 +11,7 @@ from domains.rl.adapter import RLAdapter  # noqa: E402
 from domains.rl.presets import PRESETS  # noqa: E402
 from lth_core.config import ImpConfig, RunOptions  # noqa: E402
 from lth_core.presets import apply  # noqa: E402
-from lth_core.runner import ImpRunner  # noqa: E402
+from lth_core.imp_runner import ImpRunner  # noqa: E402
 
 # Only what makes the run tiny changes; algorithm, network, pruning and evaluation protocol stay the preset's.
 TINY = {

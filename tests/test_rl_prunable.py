@@ -16,7 +16,7 @@ from domains.rl.presets import PRESETS  # noqa: E402
 from lth_core.config import ImpConfig, RunOptions  # noqa: E402
 from lth_core.masks import Mask  # noqa: E402
 from lth_core.presets import apply  # noqa: E402
-from lth_core.runner import ImpRunner  # noqa: E402
+from lth_core.imp_runner import ImpRunner  # noqa: E402
 from lth_core.strategies import PruneStep  # noqa: E402
 
 HEADS = {"action_head", "value_head", "q_head"}

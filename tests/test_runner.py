@@ -8,7 +8,7 @@ import torch
 from lth_core.config import ImpConfig, RunOptions
 from lth_core.errors import UsageError
 from lth_core.masks import Mask
-from lth_core.runner import ImpRunner
+from lth_core.imp_runner import ImpRunner
 from lth_core.store import RunStore
 from toy_adapter import ToyAdapter, ToyConfig
 

@@ -10,7 +10,7 @@ from torch import nn
 from lth_core.adapter import Adapter, Metric
 from lth_core.config import DomainConfig, opt
 from lth_core.errors import Diverged, UsageError
-from lth_core.hold import MaskHold
+from lth_core.mask_hold import MaskHold
 from lth_core.job import Job, Outcome
 from lth_core.masks import Mask
 from lth_core.presets import Preset

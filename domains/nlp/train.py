@@ -1,7 +1,7 @@
 """One job: fairseq's own Trainer from `job.start_step` to `job.budget` updates, under the job's mask and the
 engine's `JobProtocol` (evaluation grid, early stopping, captures, best state, test reads).
 
-The mask is held by `lth_core.hold.MaskHold`: pruned entries are zeroed on the model's Parameters and
+The mask is held by `lth_core.mask_hold.MaskHold`: pruned entries are zeroed on the model's Parameters and
 each masked Parameter's gradient is multiplied by its mask in a hook on the Parameter itself, so
 fairseq's Adam (built lazily by the Trainer, and rebuilt whenever the Trainer loads a checkpoint)
 never moves a pruned weight, and the embedding fairseq ties to the output projection is one Parameter
@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from domains.nlp.fairseq_quiet import fairseq_warnings_quiet
 from domains.nlp.tasks import TASKS, TaskSpec, loss_on
 from lth_core.errors import Diverged
-from lth_core.hold import MaskHold
+from lth_core.mask_hold import MaskHold
 from lth_core.job import Job, Outcome, StateDict
 from lth_core.masks import Mask
 from lth_core.protocol import EvalGrid, JobProtocol, Trainee

@@ -2,7 +2,7 @@
 
 How the mask meets SB3: `train` builds SB3's algorithm (its env, its optimizer — RMSprop for A2C, Adam for
 PPO and DQN — its buffers), loads the job's weights into `model.policy` and holds the mask there with
-`lth_core.hold.MaskHold`: pruned entries zeroed in place, their gradients masked by hooks on the
+`lth_core.mask_hold.MaskHold`: pruned entries zeroed in place, their gradients masked by hooks on the
 Parameters, so SB3's own optimizer keeps them exactly zero through `learn()`. DQN's target network holds
 the Q-network's mask as a mirror, re-zeroed after every rollout (target updates happen inside rollouts).
 

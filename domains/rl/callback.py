@@ -8,7 +8,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from tqdm.auto import tqdm
 
 from lth_core.errors import Diverged
-from lth_core.hold import MaskHold
+from lth_core.mask_hold import MaskHold
 from lth_core.protocol import JobProtocol
 
 

@@ -23,7 +23,7 @@ from stable_baselines3.common.utils import ConstantSchedule
 from torch import Tensor, nn
 
 from domains.rl.algos import AlgoSpec
-from lth_core.hold import MaskHold
+from lth_core.mask_hold import MaskHold
 from lth_core.registry import Registry
 
 ACTIVATIONS: Registry[type[nn.Module]] = Registry("activation")

@@ -13,7 +13,7 @@ from domains.rl.callback import TicketCallback, check_finite
 from domains.rl.envs import EnvInfo
 from domains.rl.evaluation import METRIC, TEST_SEED, VAL_SEED, EvalSplit, RLTrainee
 from domains.rl.policy import mirror_violations, policy_name, target_mirrors
-from lth_core.hold import MaskHold
+from lth_core.mask_hold import MaskHold
 from lth_core.job import Job, Outcome
 from lth_core.masks import Mask
 from lth_core.protocol import EvalGrid, JobProtocol

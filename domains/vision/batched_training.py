@@ -73,7 +73,7 @@ class Stack:
     """The jobs' weights as stacked leaf tensors (some 2-D weights stored transposed), with stacked masks.
 
     Masks are applied to the gradients in place after each backward (`mask_grads`): this loop owns its
-    optimizer, so the hooks a foreign loop needs (lth_core.hold) would only add an allocation per tensor.
+    optimizer, so the hooks a foreign loop needs (lth_core.mask_hold) would only add an allocation per tensor.
     """
 
     def __init__(self, model: nn.Module, jobs: list[Job], device: torch.device, transposed: set[str]) -> None:

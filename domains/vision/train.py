@@ -17,7 +17,7 @@ from domains.vision.augment import AUGMENTS
 from domains.vision.config import VisionConfig
 from domains.vision.data import Data, Split
 from domains.vision.optim import OPTIMIZERS, Schedule
-from lth_core.hold import MaskHold
+from lth_core.mask_hold import MaskHold
 from lth_core.job import Job, Outcome, StateDict
 from lth_core.masks import Mask
 from lth_core.protocol import EvalGrid, JobProtocol, Trainee
