@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from lth_core.adapter import Adapter
@@ -44,29 +45,67 @@ def run_identity(domain: str, imp: ImpConfig, config: DomainConfig, ticket_sourc
 
 
 class TicketSource:
-    """Another run's tickets (masks + rewind weights), for training them under this run's config."""
+    """Another run's tickets (masks + rewind weights), for training them under this run's config.
+
+    The source folder is only read (never locked, written or repaired): every file this run will take from it
+    is read and checked here, before this run writes anything, and kept memory-mapped for the run.
+    """
 
     def __init__(self, path: str, adapter: Adapter, imp: ImpConfig) -> None:
         folder = Path(path)
         if not (folder / "run.json").is_file():
             raise UsageError(f"--ticket-from {path!r} is not a run folder (no run.json there)")
-        self.store = RunStore(folder)
+        self.store = RunStore.foreign(folder)
         self.meta = self.store.meta()
+        try:
+            src_levels, src_trials = int(self.meta["imp"]["levels"]), int(self.meta["imp"]["trials"])
+            self.hash, src_rewind = str(self.meta["config_hash"]), int(self.meta["rewind_step"])
+        except (KeyError, TypeError, ValueError):
+            raise UsageError(f"--ticket-from {path!r}: {folder / 'run.json'} lacks imp.levels, imp.trials, "
+                             "config_hash or rewind_step (not a run record of this tool)") from None
         here, there = adapter.architecture_hash(), self.meta.get("architecture_hash")
         if adapter.domain != self.meta.get("domain") or here != there:
             raise UsageError(f"--ticket-from {path!r}: architecture differs ({self.meta.get('domain')}/"
                              f"{self.meta.get('task')} {there} vs {adapter.domain}/{adapter.task()} {here})")
-        src_levels, src_trials = self.meta["imp"]["levels"], self.meta["imp"]["trials"]
         if imp.levels > src_levels or imp.trials > src_trials:
             raise UsageError(f"--ticket-from {path!r} has {src_levels} levels x {src_trials} trials; "
                              f"asked for {imp.levels} x {imp.trials}")
-        self.hash = self.meta["config_hash"]
+        rewind = imp.rewind_at(adapter.budget())
+        if imp.levels and rewind != src_rewind:  # its rewind weights are those of step src_rewind
+            raise UsageError(f"--ticket-from {path!r} rewound its tickets to step {src_rewind}, this run to step "
+                             f"{rewind}; pass --rewind-step {src_rewind} to train them from where they were rewound")
+        self.states = self._read_all(adapter, imp)
+
+    def _read_all(self, adapter: Adapter, imp: ImpConfig) -> dict[str, StateDict]:
+        """Every state file the run takes from the source, read and matched against this run's tensors."""
+        shapes = {k: tuple(v.shape) for k, v in adapter.initial_weights(imp.seed).items()}
+        names = [f"init-t{t}" for t in range(imp.trials)]
+        if imp.levels:
+            names += [f"rewind-t{t}" for t in range(imp.trials)]
+            names += [f"mask-L{lv:02d}-t{t}" for lv in range(1, imp.levels + 1) for t in range(imp.trials)]
+        out = {}
+        for name in names:
+            f = self.store.state_path(name)
+            if not f.is_file():
+                raise UsageError(f"--ticket-from {self.store.path}: missing {f.name} in state/ "
+                                 "(run it to the end first)")
+            try:
+                state = torch.load(f, map_location="cpu", weights_only=True, mmap=True)
+            except Exception as e:  # truncated, garbage, not ours: refused, and left where it is
+                raise UsageError(f"--ticket-from: {f} is unreadable ({type(e).__name__}); that folder is only read "
+                                 "here, so nothing in it was changed") from None
+            whole = not name.startswith("mask-")  # weights name every tensor, a mask only the prunable ones
+            if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
+                    and (set(state) == set(shapes) if whole else set(state) <= set(shapes))
+                    and all(tuple(v.shape) == shapes[k] for k, v in state.items())):
+                raise UsageError(f"--ticket-from: {f} does not hold this run's tensors (names and shapes of "
+                                 f"{adapter.domain}/{adapter.task()})")
+            out[name] = state
+        return out
 
     def load(self, name: str) -> StateDict:
-        state = self.store.load_state(name)
-        if state is None:
-            raise UsageError(f"--ticket-from {self.store.path}: missing {name}.pt (run it to the end first)")
-        return state
+        """A copy (the run may change it in place; the mapped file is never written)."""
+        return {k: v.clone() for k, v in self.states[name].items()}
 
 
 class ImpRunner:
