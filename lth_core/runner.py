@@ -8,8 +8,10 @@ ticket and each control from the rewind point for the remaining budget.
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,8 @@ import torch
 from tqdm.auto import tqdm
 
 from lth_core.adapter import Adapter
-from lth_core.config import DomainConfig, ImpConfig, RunOptions, config_hash, full_dict, identity_dict
+from lth_core.config import (DomainConfig, ImpConfig, RunOptions, check_finite, config_hash, full_dict, identity_dict,
+                             parse_overrides)
 from lth_core.controls import CONTROLS, ControlInput
 from lth_core.errors import UsageError
 from lth_core.executors import EXECUTORS, AdapterFactory
@@ -42,6 +45,30 @@ def run_identity(domain: str, imp: ImpConfig, config: DomainConfig, ticket_sourc
     """What names a run: its hash is the folder name, so equal identities resume, different ones never mix."""
     return {"domain": domain, "imp": identity_dict(imp), "domain_config": identity_dict(config),
             "ticket_from": ticket_source_hash}
+
+
+def check_out(out: str) -> None:
+    """--out must be a folder this process can create or write in (checked before anything is written)."""
+    path = Path(out)
+    for q in (path, *path.parents):
+        if q.exists():
+            if not q.is_dir():
+                raise UsageError(f"--out {out!r}: {q} is a file, not a folder")
+            if not os.access(q, os.W_OK | os.X_OK):
+                raise UsageError(f"--out {out!r}: {q} is not writable here")
+            return
+
+
+def check_overrides(groups: dict[str, str], overrides: dict[str, float], preset_keys: set[str]) -> None:
+    """A --rate-overrides key must name a group or match a tensor name: a typo is an error, not a no-op.
+
+    A preset's own keys may match nothing in one architecture (RL presets name the heads of every algorithm)."""
+    for key in overrides:
+        if key not in preset_keys and not any(key == g or fnmatch.fnmatchcase(n, key) for n, g in groups.items()):
+            names = list(groups)
+            shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+            raise UsageError(f"--rate-overrides key {key!r} matches no group and no tensor name; valid groups: "
+                             f"{', '.join(sorted(set(groups.values())))}; tensors: {shown} (or a pattern like 'fc*')")
 
 
 class TicketSource:
@@ -113,6 +140,8 @@ class ImpRunner:
                  preset: str = "") -> None:
         imp.validate()
         adapter.config.validate()
+        check_finite(options, adapter.config)
+        check_out(options.out)
         EXECUTORS.check(options.executor)
         self.adapter, self.factory, self.imp, self.options, self.preset = adapter, factory, imp, options, preset
         self.metric = adapter.metric()
@@ -124,6 +153,9 @@ class ImpRunner:
         self.path = Path(options.out) / f"{adapter.domain}-{self.hash[:12]}"
         model = adapter.build(imp.seed)
         self.groups = adapter.prunable(model, imp.prune_biases)
+        preset_imp = getattr(type(adapter), "presets", {}).get(preset)
+        check_overrides(self.groups, imp.overrides(),
+                        set(parse_overrides(preset_imp.imp.get("rate_overrides", ""))) if preset_imp else set())
         self.rates = resolve_rates(self.groups, imp.rate, imp.overrides())
         self.global_names = global_names(self.groups, imp.overrides())
         self.strategy = STRATEGIES.get(imp.strategy)
