@@ -111,7 +111,8 @@ def _text(v: object) -> object:
 
 def table(df: pd.DataFrame) -> dict:
     """Columns and rows of text for the template, which escapes every cell."""
-    return {"columns": [str(c) for c in df.columns], "rows": [[_text(v) for v in row] for row in df.itertuples(index=False)]}
+    rows = [[_text(v) for v in row] for row in df.itertuples(index=False)]
+    return {"columns": [str(c) for c in df.columns], "rows": rows}
 
 
 def kv_table(items: dict) -> dict:
@@ -267,7 +268,8 @@ def run_facts(run: Run) -> tuple[dict, list[tuple[str, dict]]]:
              "files recovered from corruption": "; ".join(map(str, m.get("recovered") or [])) or "none"}
     details = [(title, kv_table(m[key])) for title, key in
                (("IMP config", "imp"), ("domain config", "domain_config"), ("package versions", "versions"),
-                ("prunable tensors (group)", "prunable"), ("rates per tensor", "rates")) if isinstance(m.get(key), dict) and m[key]]
+                ("prunable tensors (group)", "prunable"), ("rates per tensor", "rates"))
+               if isinstance(m.get(key), dict) and m[key]]
     return kv_table(facts), details
 
 

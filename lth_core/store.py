@@ -89,7 +89,8 @@ class RunStore:
         if m is None:
             raise UsageError(f"{self.path} is not a run folder (no readable run.json)")
         if not isinstance(m, dict):
-            raise UsageError(f"{self.path / 'run.json'} holds a JSON {type(m).__name__}, not a run's record (an object)")
+            raise UsageError(f"{self.path / 'run.json'} holds a JSON {type(m).__name__}, "
+                             "not a run's record (an object)")
         return m
 
     def update_meta(self, **fields: Any) -> None:

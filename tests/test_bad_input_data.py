@@ -28,7 +28,8 @@ class Payload:
 
 def _batch(n: int, seed: int, label_key: str = "labels") -> dict:
     rng = np.random.default_rng(seed)
-    return {"data": rng.integers(0, 256, (n, 3072)).astype(np.uint8), label_key: [int(v) for v in rng.integers(0, 10, n)]}
+    labels = [int(v) for v in rng.integers(0, 10, n)]
+    return {"data": rng.integers(0, 256, (n, 3072)).astype(np.uint8), label_key: labels}
 
 
 def write_cifar10(root: Path, n: int = 20) -> Path:
@@ -138,8 +139,8 @@ IDX_DAMAGE = {
 def test_a_damaged_mnist_file_is_one_line_naming_it_from_the_cli(tmp_path, capsys, damage, name):
     raw = write_mnist(tmp_path / "data")
     IDX_DAMAGE[damage](raw / name)
-    err = run_cli(capsys, tmp_path, "--dataset", "mnist", "--model", "lenet_300_100", "--data-dir", str(tmp_path / "data"),
-                  "--val-size", "20", "--batch-size", "10")
+    err = run_cli(capsys, tmp_path, "--dataset", "mnist", "--model", "lenet_300_100",
+                  "--data-dir", str(tmp_path / "data"), "--val-size", "20", "--batch-size", "10")
     assert str(raw / name) in err, err
 
 

@@ -244,7 +244,8 @@ def _mnist_like(folder: str):
         raw = Path(c.data_dir).expanduser() / folder / "raw"
         parts = []
         for prefix in ("train", "t10k"):
-            x, y = _read_idx(raw / f"{prefix}-images-idx3-ubyte", "images"), _read_idx(raw / f"{prefix}-labels-idx1-ubyte", "labels")
+            x = _read_idx(raw / f"{prefix}-images-idx3-ubyte", "images")
+            y = _read_idx(raw / f"{prefix}-labels-idx1-ubyte", "labels")
             if len(x) != len(y):
                 raise UsageError(f"{raw / prefix}-*-ubyte: {len(x)} images but {len(y)} labels")
             parts += [x.unsqueeze(1).contiguous(), y.long()]
