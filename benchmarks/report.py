@@ -3,12 +3,14 @@
 Per run: the Frankle & Carbin Figure-1 pair (lth_core.figures), the summary tables, where each kind falls
 off (benchmarks.falloff defines it), the config, package versions and commit. With several runs, an overview
 across domains heads the page. Plots are embedded as base64 PNG and there is no script or external link, so
-the file opens anywhere without a network. Default output: report.html in the first RUN folder given.
+the file opens anywhere without a network. The page is rendered by jinja2 with autoescaping
+(templates/report.html.j2): every string read from a run folder is text on the page, never markup. The folders
+read are never written: the default output is report.html in the current folder, and an --out inside a run
+folder given is refused.
 """
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
 import sys
@@ -17,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import jinja2
 import matplotlib
 
 matplotlib.use("Agg")
@@ -42,7 +45,7 @@ class ReportConfig:
     """Write one HTML page for the given runs (see the module docstring)."""
 
     runs: list[str] = opt([], "run folders or folders of runs", positional=True, custom_args={"nargs": "+", "metavar": "RUN"})
-    out: str = opt("", "HTML file to write (default: report.html in the first RUN folder given)")
+    out: str = opt("report.html", "HTML file to write (not inside a RUN folder: those are only read)")
     falloff_tolerance: float = opt(0.02, "a kind matches the dense network while its mean is within this fraction of |dense mean|")
     alpha: float = opt(0.05, "significance level shown beside ticket-vs-control differences")
 
@@ -52,10 +55,16 @@ class ReportConfig:
         if not 0.0 < self.alpha < 1.0:
             raise UsageError(f"--alpha {self.alpha} must be in (0, 1)")
 
-    def output(self) -> Path:
-        out = Path(self.out) if self.out else Path(self.runs[0]) / "report.html"
+    def output(self, runs: list[Run]) -> Path:
+        out = Path(self.out or "report.html")
         if out.is_dir():
-            raise UsageError(f"--out {self.out!r} is a folder; give a file name such as {Path(self.out) / 'report.html'}")
+            raise UsageError(f"--out {self.out!r} is a folder; give a file name such as {out / 'report.html'}")
+        if out.parent.exists() and not out.parent.is_dir():
+            raise UsageError(f"--out {self.out!r}: {out.parent} is a file, not a folder")
+        inside = [r.path for r in runs if out.resolve().is_relative_to(r.path)]
+        if inside:
+            raise UsageError(f"--out {self.out!r} lies inside the run folder {inside[0]}, which report only reads; "
+                             "give a file outside it")
         return out
 
 
@@ -80,8 +89,8 @@ def _cell(mean: float, std: float, n: int) -> str:
     return f"{mean:.4g} ({n})" if n < 2 or pd.isna(std) else f"{mean:.4g} ± {std:.2g} ({n})"
 
 
-def png_tag(data: bytes, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+def png(data: bytes, alt: str) -> dict:
+    return {"alt": alt, "data": base64.b64encode(data).decode()}
 
 
 def figure1_png(summary: pd.DataFrame) -> bytes:
@@ -91,12 +100,23 @@ def figure1_png(summary: pd.DataFrame) -> bytes:
         return path.read_bytes()
 
 
-def table_html(df: pd.DataFrame) -> str:
-    return df.to_html(index=False, border=0, na_rep="—", escape=True)
+def _text(v: object) -> object:
+    """A cell as the page shows it; a link (dict) stays one, for the template to build."""
+    if isinstance(v, dict):
+        return v
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
-def kv_table(items: dict) -> str:
-    return table_html(pd.DataFrame({"key": list(items), "value": [str(v) for v in items.values()]}))
+def table(df: pd.DataFrame) -> dict:
+    """Columns and rows of text for the template, which escapes every cell."""
+    rows = [[_text(v) for v in row] for row in df.itertuples(index=False)]
+    return {"columns": [str(c) for c in df.columns], "rows": rows}
+
+
+def kv_table(items: dict) -> dict:
+    return table(pd.DataFrame({"key": list(items), "value": [str(v) for v in items.values()]}))
 
 
 def score_table(summary: pd.DataFrame, ok: pd.DataFrame, alpha: float) -> pd.DataFrame:
@@ -163,7 +183,7 @@ class TaskView:
 
     @property
     def anchor(self) -> str:
-        return html.escape(f"{self.run.name}-{self.task}".replace("/", "-"))
+        return f"{self.run.name}-{self.task}".replace("/", "-").replace(" ", "-")
 
     @property
     def higher(self) -> bool:
@@ -181,14 +201,14 @@ def task_views(runs: list[Run], rel_tol: float) -> list[TaskView]:
     return sorted(views, key=lambda v: v.domain)  # stable: the given order within a domain
 
 
-def overview(views: list[TaskView]) -> str:
+def overview(views: list[TaskView]) -> dict:
     rows = []
     for v in views:
         s = v.summary[v.summary["n"] > 0]
         dense = s[s["kind"] == "dense"]
         pruned = s[s["kind"] != "dense"]
-        row = {"domain": v.domain, "task": f'<a href="#{v.anchor}">{html.escape(v.task)}</a>',
-               "run": html.escape(v.run.name), "metric": f"{v.summary['metric'].iloc[0]} ({'↑' if v.higher else '↓'})",
+        row = {"domain": v.domain, "task": {"href": v.anchor, "text": str(v.task)},
+               "run": v.run.name, "metric": f"{v.summary['metric'].iloc[0]} ({'↑' if v.higher else '↓'})",
                "dense": _cell(dense["score_mean"].iloc[0], dense["score_std"].iloc[0], dense["n"].iloc[0]) if not dense.empty else "—"}
         if not pruned.empty:
             low = pruned["density"].min()
@@ -200,8 +220,7 @@ def overview(views: list[TaskView]) -> str:
         for f in v.fo:
             row[f"{f.kind} falls off at"] = "—" if f.falls_off_at is None else _pct(f.falls_off_at)
         rows.append(row)
-    df = pd.DataFrame(rows).fillna("—")
-    return df.to_html(index=False, border=0, escape=False)
+    return table(pd.DataFrame(rows).fillna("—"))
 
 
 def advantage_png(views: list[TaskView]) -> bytes | None:
@@ -239,71 +258,62 @@ def advantage_png(views: list[TaskView]) -> bytes | None:
     return buf.getvalue()
 
 
-def run_config(run: Run) -> str:
+def run_facts(run: Run) -> tuple[dict, list[tuple[str, dict]]]:
     m = run.meta
     facts = {"run folder": run.path, "config hash": m.get("config_hash"), "preset": m.get("preset") or "—",
              "git commit": m.get("git_commit"), "budget (steps)": m.get("budget"), "rewind step": m.get("rewind_step"),
              "seed": m.get("seed"), "architecture hash": m.get("architecture_hash"),
-             "ticket from": (m.get("ticket_from") or {}).get("path", "—") if m.get("ticket_from") else "—",
+             "ticket from": _ticket_from(m.get("ticket_from")),
              "created": m.get("created"), "finished": m.get("finished", "not finished"),
-             "files recovered from corruption": "; ".join(m.get("recovered") or []) or "none"}
-    parts = [kv_table(facts)]
-    for title, key in (("IMP config", "imp"), ("domain config", "domain_config"), ("package versions", "versions"),
-                       ("prunable tensors (group)", "prunable"), ("rates per tensor", "rates")):
-        if m.get(key):
-            parts.append(f"<details><summary>{title}</summary>{kv_table(m[key])}</details>")
-    return "\n".join(parts)
+             "files recovered from corruption": "; ".join(map(str, m.get("recovered") or [])) or "none"}
+    details = [(title, kv_table(m[key])) for title, key in
+               (("IMP config", "imp"), ("domain config", "domain_config"), ("package versions", "versions"),
+                ("prunable tensors (group)", "prunable"), ("rates per tensor", "rates"))
+               if isinstance(m.get(key), dict) and m[key]]
+    return kv_table(facts), details
 
 
-def task_section(v: TaskView, cfg: ReportConfig) -> str:
+def _ticket_from(t: object) -> str:
+    return str(t.get("path", "—")) if isinstance(t, dict) else "—"
+
+
+def task_context(v: TaskView, cfg: ReportConfig) -> dict:
     s = v.summary
-    metric = s["metric"].iloc[0]
     bad = s[(s["diverged"] > 0) | (s["failed"] > 0)]
-    parts = [f'<h3 id="{v.anchor}">{html.escape(v.domain)} · {html.escape(v.task)} '
-             f'<span class="note">({html.escape(v.run.name)})</span></h3>',
-             f'<p class="note">{html.escape(metric)} ({"higher" if v.higher else "lower"} is better): test score at the '
-             'early-stop step chosen on validation; error bars and ± are the standard deviation over trials; (n) trials.</p>',
-             png_tag(figure1_png(s), f"Figure 1 of {v.task}"),
-             "<h4>Score per density</h4>", table_html(score_table(s, v.ok, cfg.alpha)),
-             f'<p class="note">p: {html.escape(TEST)}, ticket vs the best control at that density; * = p &lt; {cfg.alpha}.</p>',
-             "<h4>Early-stop step</h4>", table_html(early_stop_table(s))]
-    if v.fo:
-        parts += ["<h4>Where each kind falls off</h4>", table_html(falloff_table(v.fo, cfg.alpha)),
-                  f'<p class="note">Band edge {v.fo[0].threshold:.4g}: {html.escape(DEFINITION.format(tol=cfg.falloff_tolerance))}; '
-                  f'p: {html.escape(TEST)} against the dense trials.</p>']
-    if not bad.empty:
-        parts.append(f'<p class="bad">{int(bad["diverged"].sum())} diverged and {int(bad["failed"].sum())} failed jobs '
-                     "are left out of the means (see results.csv, column error).</p>")
-    parts.append(f"<details><summary>Config, versions, commit</summary>{run_config(v.run)}</details>")
-    return "\n".join(parts)
+    facts, details = run_facts(v.run)
+    return {"domain": str(v.domain), "task": str(v.task), "run": v.run.name, "anchor": v.anchor, "higher": v.higher,
+            "metric": s["metric"].iloc[0], "figure": png(figure1_png(s), f"Figure 1 of {v.task}"),
+            "scores": table(score_table(s, v.ok, cfg.alpha)), "early_stop": table(early_stop_table(s)),
+            "falloff": table(falloff_table(v.fo, cfg.alpha)) if v.fo else None,
+            "band_edge": f"{v.fo[0].threshold:.4g}" if v.fo else "",
+            "bad": (f'{int(bad["diverged"].sum())} diverged and {int(bad["failed"].sum())} failed jobs are left out '
+                    "of the means (see results.csv, column error).") if not bad.empty else "",
+            "facts": facts, "config": details}
+
+
+TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                               autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
 def build_html(runs: list[Run], cfg: ReportConfig) -> str:
     views = task_views(runs, cfg.falloff_tolerance)
     if not views:
         raise UsageError("the runs given have no finished jobs yet; nothing to report")
-    commits = sorted({str(r.meta.get("git_commit")) for r in runs})
-    body = [f"<h1>lth-bench report</h1>",
-            f'<p class="note">{len(runs)} run(s), {len(views)} task(s); generated {time.strftime("%Y-%m-%d %H:%M:%S")}; '
-            f'commit(s) {html.escape(", ".join(commits))}.</p>',
-            "<h2>Overview</h2>", overview(views),
-            f'<p class="note">Falls off: {html.escape(DEFINITION.format(tol=cfg.falloff_tolerance))}; '
-            "“—” = inside the band at every measured density.</p>"]
     adv = advantage_png(views)
-    if adv is not None:
-        body += ["<h3>Ticket advantage across tasks</h3>", png_tag(adv, "ticket advantage across tasks")]
-    for domain in dict.fromkeys(v.domain for v in views):
-        body.append(f"<h2>{html.escape(domain)}</h2>")
-        body += [task_section(v, cfg) for v in views if v.domain == domain]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>lth-bench report: {html.escape(', '.join(dict.fromkeys(v.domain for v in views)))}</title>"
-            f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    return TEMPLATES.get_template("report.html.j2").render(
+        css=CSS, n_runs=len(runs), generated=time.strftime("%Y-%m-%d %H:%M:%S"),
+        commits=sorted({str(r.meta.get("git_commit")) for r in runs}), overview=overview(views),
+        definition=DEFINITION.format(tol=cfg.falloff_tolerance), test=TEST, alpha=cfg.alpha,
+        advantage=png(adv, "ticket advantage across tasks") if adv is not None else None,
+        domains=list(dict.fromkeys(str(v.domain) for v in views)), views=[task_context(v, cfg) for v in views])
 
 
 def write_report(cfg: ReportConfig) -> Path:
     runs = [r for side in load_sources(cfg.runs) for r in side]
-    out = cfg.output()
-    atomic_write_text(out, build_html(runs, cfg))
+    out = cfg.output(runs)
+    page = build_html(runs, cfg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, page)
     return out
 
 

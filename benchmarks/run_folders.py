@@ -45,22 +45,36 @@ class Run:
         return list(dict.fromkeys(zip(self.results["domain"], self.results["task"])))
 
 
+META_OBJECTS = ("identity", "imp", "domain_config", "versions", "options", "metric", "prunable", "rates")
+
+
 def load_run(folder: Path) -> Run:
-    meta = RunStore(folder).meta()  # UsageError when run.json is missing or unreadable
+    """Read one run folder, never writing to it; damage is a one-line UsageError naming the file."""
+    meta = RunStore.foreign(folder).meta()  # UsageError when run.json is missing, unreadable or not an object
+    wrong = [k for k in META_OBJECTS if k in meta and meta[k] is not None and not isinstance(meta[k], dict)]
+    if wrong:
+        raise UsageError(f"{folder / 'run.json'}: {wrong[0]!r} is a JSON {type(meta[wrong[0]]).__name__}, "
+                         "where a run's record holds an object")
     csv = folder / "results.csv"
     if not csv.is_file():
         raise UsageError(f"{folder} is a run folder without results.csv yet (no level has finished)")
     try:
         df = pd.read_csv(csv)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, OSError) as e:  # pandas' parser and empty-data errors are ValueErrors
         raise UsageError(f"{csv} is not a readable results table ({type(e).__name__})") from None
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise UsageError(f"{csv} lacks the contract columns {missing} (expected at least {CONTRACT_COLUMNS})")
-    df["density"] = df["density"].astype(float).round(6)
+    try:
+        df["density"] = df["density"].astype(float).round(6)
+        df["level"] = df["level"].astype(int)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"{csv}: a density or level that is not a number ({str(e).splitlines()[0]})") from None
     df["higher_is_better"] = df["higher_is_better"].map(_as_bool)
     for col in ("score", "final_score", "early_stop_step"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
+    for col in ("domain", "task", "kind", "metric", "status"):
+        df[col] = df[col].astype(str)
     return Run(path=folder.resolve(), meta=meta, results=df)
 
 

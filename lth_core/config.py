@@ -70,6 +70,33 @@ def parse_overrides(text: str) -> dict[str, float]:
     return out
 
 
+SEED_LIMIT = 2**32  # numpy's legacy seeding, which RL and data libraries use, takes seeds in [0, 2**32) only
+
+
+def check_finite(*cfgs: Any) -> None:
+    """Every float field finite: NaN passes every `<`/`>` range check, so it is refused here once, by type."""
+    for cfg in cfgs:
+        for f in fields(cfg):
+            v = getattr(cfg, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise UsageError(f"--{f.name.replace('_', '-')} {v} must be a finite number")
+
+
+def check_imp_numbers(imp: "ImpConfig") -> None:
+    """Floats finite, the rewind step a finite number, and every trial's seed in [0, SEED_LIMIT)."""
+    check_finite(imp)
+    try:
+        finite = math.isfinite(float(imp.rewind_step))
+    except ValueError:
+        finite = True  # not a number at all: rewind_at says so
+    if not finite:
+        raise UsageError(f"--rewind-step {imp.rewind_step!r} must be a finite step count or fraction of the budget")
+    last = imp.seed + 1000 * (max(imp.trials, 1) - 1)
+    if imp.seed < 0 or last >= SEED_LIMIT:
+        raise UsageError(f"--seed {imp.seed}: every trial's seed (seed + 1000 x trial, up to {last}) must be in "
+                         f"[0, {SEED_LIMIT})")
+
+
 @dataclass
 class DomainConfig:
     """Base of each domain's config: what every domain has (a budget scale, a device, torch threads).
@@ -177,6 +204,7 @@ class ImpConfig:
             if values and name not in chosen:
                 raise UsageError(f"{flag(name, min(values))} is set but {name!r} is not the chosen "
                                  f"strategy, schedule or a control")
+        check_imp_numbers(self)
         self.overrides()
         self.rewind_at(10**12)
 

@@ -8,8 +8,10 @@ and trains the new ticket and each control from the rewind point for the remaini
 """
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from lth_core.adapter import Adapter
-from lth_core.config import DomainConfig, ImpConfig, RunOptions, config_hash, full_dict, identity_dict
+from lth_core.config import (
+    DomainConfig, ImpConfig, RunOptions, check_finite, config_hash, full_dict, identity_dict, parse_overrides,
+)
 from lth_core.controls import ControlInput
 from lth_core.errors import UsageError
 from lth_core.executors import EXECUTORS, AdapterFactory
@@ -55,31 +59,95 @@ def architecture_hash(model: nn.Module) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def check_out(out: str) -> None:
+    """--out must be a folder this process can create or write in (checked before anything is written)."""
+    path = Path(out)
+    for q in (path, *path.parents):
+        if q.exists():
+            if not q.is_dir():
+                raise UsageError(f"--out {out!r}: {q} is a file, not a folder")
+            if not os.access(q, os.W_OK | os.X_OK):
+                raise UsageError(f"--out {out!r}: {q} is not writable here")
+            return
+
+
+def check_overrides(groups: dict[str, str], overrides: dict[str, float], preset_keys: set[str]) -> None:
+    """A --rate-overrides key must name a group or match a tensor name: a typo is an error, not a no-op.
+
+    A preset's own keys may match nothing in one architecture (RL presets name the heads of every algorithm)."""
+    for key in overrides:
+        if key not in preset_keys and not any(key == g or fnmatch.fnmatchcase(n, key) for n, g in groups.items()):
+            names = list(groups)
+            shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
+            raise UsageError(f"--rate-overrides key {key!r} matches no group and no tensor name; valid groups: "
+                             f"{', '.join(sorted(set(groups.values())))}; tensors: {shown} (or a pattern like 'fc*')")
+
+
 class TicketSource:
-    """Another run's tickets (masks + rewind weights), for training them under this run's config."""
+    """Another run's tickets (masks + rewind weights), for training them under this run's config.
+
+    The source folder is only read (never locked, written or repaired): every file this run will take from it
+    is read and checked here, before this run writes anything, and kept memory-mapped for the run.
+    """
 
     def __init__(self, path: str, adapter: Adapter, imp: ImpConfig, here: str) -> None:
         """`here`: the architecture hash of this run's model."""
         folder = Path(path)
         if not (folder / "run.json").is_file():
             raise UsageError(f"--ticket-from {path!r} is not a run folder (no run.json there)")
-        self.store = RunStore(folder)
+        self.store = RunStore.foreign(folder)
         self.meta = self.store.meta()
+        try:
+            src_levels, src_trials = int(self.meta["imp"]["levels"]), int(self.meta["imp"]["trials"])
+            self.hash, src_rewind = str(self.meta["config_hash"]), int(self.meta["rewind_step"])
+        except (KeyError, TypeError, ValueError):
+            raise UsageError(f"--ticket-from {path!r}: {folder / 'run.json'} lacks imp.levels, imp.trials, "
+                             "config_hash or rewind_step (not a run record of this tool)") from None
         there = self.meta.get("architecture_hash")
         if adapter.domain != self.meta.get("domain") or here != there:
             raise UsageError(f"--ticket-from {path!r}: architecture differs ({self.meta.get('domain')}/"
                              f"{self.meta.get('task')} {there} vs {adapter.domain}/{adapter.task()} {here})")
-        src_levels, src_trials = self.meta["imp"]["levels"], self.meta["imp"]["trials"]
         if imp.levels > src_levels or imp.trials > src_trials:
             raise UsageError(f"--ticket-from {path!r} has {src_levels} levels x {src_trials} trials; "
                              f"asked for {imp.levels} x {imp.trials}")
-        self.hash = self.meta["config_hash"]
+        rewind = imp.rewind_at(adapter.budget())
+        if imp.levels and rewind != src_rewind:  # its rewind weights are those of step src_rewind
+            raise UsageError(f"--ticket-from {path!r} rewound its tickets to step {src_rewind}, this run to step "
+                             f"{rewind}; pass --rewind-step {src_rewind} to train them from where they were rewound")
+        self.states = self._read_all(adapter, imp)
+
+    def _read_all(self, adapter: Adapter, imp: ImpConfig) -> dict[str, StateDict]:
+        """Every state file the run takes from the source, read and matched against this run's tensors."""
+        shapes = {k: tuple(v.shape) for k, v in adapter.initial_weights(imp.seed).items()}
+        st, masks = self.store, set[str]()
+        names = [st.init_name(t) for t in range(imp.trials)]
+        if imp.levels:
+            names += [st.rewind_name(t) for t in range(imp.trials)]
+            masks = {st.mask_name(lv, t) for lv in range(1, imp.levels + 1) for t in range(imp.trials)}
+            names += sorted(masks)
+        out = {}
+        for name in names:
+            f = self.store.state_path(name)
+            if not f.is_file():
+                raise UsageError(f"--ticket-from {self.store.path}: missing {f.name} in state/ "
+                                 "(run it to the end first)")
+            try:
+                state = torch.load(f, map_location="cpu", weights_only=True, mmap=True)
+            except Exception as e:  # truncated, garbage, not ours: refused, and left where it is
+                raise UsageError(f"--ticket-from: {f} is unreadable ({type(e).__name__}); that folder is only read "
+                                 "here, so nothing in it was changed") from None
+            whole = name not in masks  # weights name every tensor, a mask only the prunable ones
+            if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
+                    and (set(state) == set(shapes) if whole else set(state) <= set(shapes))
+                    and all(tuple(v.shape) == shapes[k] for k, v in state.items())):
+                raise UsageError(f"--ticket-from: {f} does not hold this run's tensors (names and shapes of "
+                                 f"{adapter.domain}/{adapter.task()})")
+            out[name] = state
+        return out
 
     def load(self, name: str) -> StateDict:
-        state = self.store.load_state(name)
-        if state is None:
-            raise UsageError(f"--ticket-from {self.store.path}: missing {name}.pt (run it to the end first)")
-        return state
+        """A copy (the run may change it in place; the mapped file is never written)."""
+        return {k: v.clone() for k, v in self.states[name].items()}
 
 
 class ImpRunner:
@@ -89,6 +157,8 @@ class ImpRunner:
         if not validated:
             imp.validate()
             adapter.config.validate()
+        check_finite(options, adapter.config)
+        check_out(options.out)
         EXECUTORS.check(options.executor)
         self.adapter, self.factory, self.imp, self.options, self.preset = adapter, factory, imp, options, preset
         self.metric = adapter.metric()
@@ -96,6 +166,9 @@ class ImpRunner:
         self.rewind = imp.rewind_at(self.budget)
         model = adapter.build(imp.seed)  # the one model built here: names, shapes, groups and architecture
         self.groups = adapter.prunable(model, imp.prune_biases)
+        preset_imp = getattr(type(adapter), "presets", {}).get(preset)
+        check_overrides(self.groups, imp.overrides(),
+                        set(parse_overrides(preset_imp.imp.get("rate_overrides", ""))) if preset_imp else set())
         self.shapes = {n: tuple(v.shape) for n, v in model.state_dict().items() if n in self.groups}
         self.arch_hash = architecture_hash(model)
         del model

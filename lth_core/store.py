@@ -10,6 +10,9 @@ A file that cannot be read is moved aside to `corrupt/` (never silently dropped)
 list, and recomputed; every file is checked when a run opens its folder (lth_core/integrity.py).
 The store alone spells the names of jobs and state files (`job_key`, `mask_name`, ...), and keeps the records it
 has read or written, so tables rebuilt after each level read no record file twice (one writer holds the folder).
+
+A folder opened with `RunStore.foreign` (another run's, read by --ticket-from, compare, report) is only read:
+damage there is a one-line UsageError naming the file, and nothing in it is moved, written or locked.
 """
 from __future__ import annotations
 
@@ -33,8 +36,9 @@ def job_key(level: int, kind: str, trial: int) -> str:
 
 
 class RunStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
         self.jobs_dir = self.path / "jobs"
         self.state_dir = self.path / "state"
         self._lock: FileLock | None = None
@@ -63,9 +67,16 @@ class RunStore:
         """Trained weights of a level's ticket (or dense run), which the next level prunes."""
         return f"final-L{level:02d}-t{trial}"
 
+    @classmethod
+    def foreign(cls, path: Path) -> "RunStore":
+        """Another run's folder, only read: never locked, written or repaired."""
+        return cls(path, read_only=True)
+
     # ---- lifecycle -------------------------------------------------------------------------
     def open(self, meta: dict[str, Any]) -> "RunStore":
         """Create or reopen the folder, take its lock, and write or check run.json."""
+        if self.read_only:
+            raise RuntimeError(f"{self.path} was opened read-only (RunStore.foreign) and cannot be run in")
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(self.path / ".lock"), timeout=0)
         try:
@@ -108,6 +119,9 @@ class RunStore:
         m = self._read_json(self.path / "run.json")
         if m is None:
             raise UsageError(f"{self.path} is not a run folder (no readable run.json)")
+        if not isinstance(m, dict):
+            raise UsageError(f"{self.path / 'run.json'} holds a JSON {type(m).__name__}, "
+                             "not a run's record (an object)")
         return m
 
     def update_meta(self, **fields: Any) -> None:
@@ -128,6 +142,8 @@ class RunStore:
                 pass
 
     def _quarantine(self, file: Path, why: str) -> None:
+        if self.read_only:
+            raise UsageError(f"{file} is damaged ({why}); that folder is only read here, so nothing in it was changed")
         dest = self.path / "corrupt"
         dest.mkdir(exist_ok=True)
         target = dest / f"{file.name}.{time.time_ns()}"
@@ -144,7 +160,7 @@ class RunStore:
         try:
             return json.loads(file.read_text())
         except (ValueError, UnicodeDecodeError) as e:
-            if file.name == "run.json":
+            if file.name == "run.json" and not self.read_only:
                 raise UsageError(f"{file} is corrupt ({e}); remove it to start this run afresh") from None
             self._quarantine(file, f"unreadable JSON: {e}")
             return None

@@ -72,10 +72,12 @@ def assert_self_contained(page: Page) -> None:
         assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG)
 
 
-def test_one_run_lands_in_its_folder_with_figure_tables_and_config(toy_runs, capsys):
+def test_one_run_lands_in_the_current_folder_with_figure_tables_and_config(toy_runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # never in the run folder: report only reads it
     code, out, err = run_report(capsys, toy_runs["base"])
     assert code == 0, err
-    path = toy_runs["base"] / "report.html"
+    path = Path("report.html")
+    assert not (toy_runs["base"] / "report.html").exists()
     assert out.strip() == f"report: {path}" and path.is_file()
     page = parse(path)
     assert_self_contained(page)
