@@ -3,6 +3,7 @@
 The only domain knowledge of the suite, kept in one table (`DOMAIN_BENCH`). A domain that does not import
 here (its extra is not installed) is skipped; the domain-free toy adapter of the tests always runs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -66,7 +67,21 @@ def masked_job(adapter: Adapter, density_rate: float, start_step: int, seed: int
     weights = adapter.initial_weights(seed)
     groups = adapter.prunable(adapter.build(seed), False)
     prunable = {n: weights[n] for n in groups}
-    mask = STRATEGIES.get("magnitude_layerwise")(PruneStep(
-        weights=prunable, mask=Mask.ones_like(prunable), rates={n: density_rate for n in groups}, global_names=frozenset()))
-    return Job(level=1, kind="ticket", trial=0, seed=seed, weights=weights, mask=mask.to_state(),
-               budget=adapter.budget(), start_step=start_step)
+    mask = STRATEGIES.get("magnitude_layerwise")(
+        PruneStep(
+            weights=prunable,
+            mask=Mask.ones_like(prunable),
+            rates={n: density_rate for n in groups},
+            global_names=frozenset(),
+        )
+    )
+    return Job(
+        level=1,
+        kind="ticket",
+        trial=0,
+        seed=seed,
+        weights=weights,
+        mask=mask.to_state(),
+        budget=adapter.budget(),
+        start_step=start_step,
+    )

@@ -1,4 +1,5 @@
 """Command-line plumbing shared by the benchmarks entry points: one-line errors, exit code 2."""
+
 from __future__ import annotations
 
 import sys

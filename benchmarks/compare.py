@@ -4,13 +4,15 @@ Each argument is a run folder or a folder of runs; the first is the baseline. Re
 cell on domain, task, kind and density (densities within --density-rtol of each other are the same cell);
 per cell it shows each side's mean ± std over trials (n), the difference from the baseline and Welch's
 t-test (two-sided, unequal variances) over the trials. A difference counts when it exceeds the tolerance
-(the larger of --tolerance and --rel-tolerance x |baseline mean|) and p < --alpha; with fewer than two trials on a side nothing is tested and the cell says so.
+(the larger of --tolerance and --rel-tolerance x |baseline mean|) and p < --alpha; with fewer than two trials on a
+side nothing is tested and the cell says so.
 Cells or tasks only one side has, and tasks whose metrics differ, are listed, not compared.
 `--fail-on-regression` exits 1 when a later side's ticket scores are worse than the baseline's beyond
 tolerance and significance (direction from the metric's higher_is_better; p Holm-corrected over the checked
 cells of each later run unless --correction none), when every trial of such a cell diverged or failed where
 the baseline trained, or when nothing aligned to check; otherwise 0.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,20 +49,37 @@ CORRECTIONS.add("none", list)
 class CompareConfig:
     """Compare runs cell by cell against the first (see the module docstring for the rules)."""
 
-    runs: list[str] = opt([], "run folders or folders of runs; the first is the baseline", positional=True,
-                          custom_args={"nargs": "+", "metavar": "RUN"})
-    format: str = opt("table", "output: table (rich terminal table), md, csv (one row per cell and later side) or json",
-                      choices=FORMATS)
-    value: str = opt("score", "which column to compare: score (test metric at early stop) or final_score",
-                     choices=VALUES)
+    runs: list[str] = opt(
+        [],
+        "run folders or folders of runs; the first is the baseline",
+        positional=True,
+        custom_args={"nargs": "+", "metavar": "RUN"},
+    )
+    format: str = opt(
+        "table",
+        "output: table (rich terminal table), md, csv (one row per cell and later side) or json",
+        choices=FORMATS,
+    )
+    value: str = opt(
+        "score", "which column to compare: score (test metric at early stop) or final_score", choices=VALUES
+    )
     alpha: float = opt(0.05, "significance level of Welch's t-test")
     tolerance: float = opt(0.0, "differences up to this size (metric units) never count as better or worse")
-    rel_tolerance: float = opt(0.0, "differences up to this fraction of |baseline mean| never count either (one "
-                               "setting for metrics of different scales, e.g. accuracy and return)")
-    fail_on_regression: bool = opt(False, "exit 1 when a later side is significantly worse than the first beyond --tolerance")
+    rel_tolerance: float = opt(
+        0.0,
+        "differences up to this fraction of |baseline mean| never count either (one "
+        "setting for metrics of different scales, e.g. accuracy and return)",
+    )
+    fail_on_regression: bool = opt(
+        False, "exit 1 when a later side is significantly worse than the first beyond --tolerance"
+    )
     regression_kinds: str = opt("ticket", "comma list of kinds checked by --fail-on-regression (e.g. ticket,dense)")
-    correction: str = opt("holm", "multiple-comparison correction of the regression check over the checked cells of "
-                          "each later run: holm (Holm-Bonferroni) or none", choices=CORRECTIONS)
+    correction: str = opt(
+        "holm",
+        "multiple-comparison correction of the regression check over the checked cells of "
+        "each later run: holm (Holm-Bonferroni) or none",
+        choices=CORRECTIONS,
+    )
     density_rtol: float = opt(0.01, "densities within this relative difference are the same cell")
 
     def kinds(self) -> list[str]:
@@ -79,7 +98,11 @@ class CompareConfig:
             raise UsageError("--regression-kinds is empty; give e.g. ticket or ticket,dense")
 
     def tolerance_at(self, baseline_mean: float) -> float:
-        return max(self.tolerance, self.rel_tolerance * abs(baseline_mean)) if math.isfinite(baseline_mean) else self.tolerance
+        return (
+            max(self.tolerance, self.rel_tolerance * abs(baseline_mean))
+            if math.isfinite(baseline_mean)
+            else self.tolerance
+        )
 
     def tolerance_text(self) -> str:
         rel = f" or {self.rel_tolerance:.1%} of |A|" if self.rel_tolerance else ""
@@ -122,8 +145,10 @@ def side_rows(side: Side, value: str) -> pd.DataFrame:
     clash = {k: v for k, v in owners.items() if len(v) > 1}
     if clash:
         (domain, task), names = next(iter(clash.items()))
-        raise UsageError(f"{side.source!r} holds {len(names)} runs of {domain}/{task} ({', '.join(names)}); "
-                         "give the run folders themselves")
+        raise UsageError(
+            f"{side.source!r} holds {len(names)} runs of {domain}/{task} ({', '.join(names)}); "
+            "give the run folders themselves"
+        )
     frames = [r.results.assign(run=r.name) for r in side.runs]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     cols = ["domain", "task", "metric", "higher_is_better", "kind", "density", "run", "status"]
@@ -147,8 +172,11 @@ def density_cells(rows: pd.DataFrame, baseline: str, rtol: float) -> pd.Series:
             rep = c["members"].get(baseline, c["anchor"])
             for s, d in c["members"].items():
                 cell[(domain, task, s, d)] = rep
-    return pd.Series([cell[k] for k in zip(rows["domain"], rows["task"], rows["side"], rows["density"])],
-                     index=rows.index, dtype=float)
+    return pd.Series(
+        [cell[k] for k in zip(rows["domain"], rows["task"], rows["side"], rows["density"])],
+        index=rows.index,
+        dtype=float,
+    )
 
 
 def _pairs(cells: pd.DataFrame) -> list[tuple[str, str]]:
@@ -166,7 +194,9 @@ def _pct(d: float) -> str:
 def _config_differences(a: Run, b: Run) -> list[str]:
     def flat(meta: dict) -> dict[str, Any]:
         out = {"preset": meta.get("preset"), "git_commit": meta.get("git_commit")}
-        out.update(pd.json_normalize(meta.get("identity", {}), sep=".").iloc[0].to_dict() if meta.get("identity") else {})
+        out.update(
+            pd.json_normalize(meta.get("identity", {}), sep=".").iloc[0].to_dict() if meta.get("identity") else {}
+        )
         out.update({f"versions.{k}": v for k, v in (meta.get("versions") or {}).items()})
         return out
 
@@ -185,25 +215,39 @@ def verdict(diff: float, higher_is_better: bool, test: Test, alpha: float, toler
 def align_tasks(rows: pd.DataFrame, sides: list[Side]) -> tuple[pd.Series, list[str]]:
     """Which rows are compared: tasks both sides have, with the same metric and direction."""
     base, notes = sides[0], []
-    metric_of = {(s, d, t): (m, h) for s, d, t, m, h in
-                 rows[["side", "domain", "task", "metric", "higher_is_better"]].drop_duplicates().itertuples(index=False)}
+    metric_of = {
+        (s, d, t): (m, h)
+        for s, d, t, m, h in rows[["side", "domain", "task", "metric", "higher_is_better"]]
+        .drop_duplicates()
+        .itertuples(index=False)
+    }
     keep = pd.Series(True, index=rows.index)
     base_tasks = {(d, t) for s, d, t in metric_of if s == base.label}
     for side in sides[1:]:
         side_tasks = {(d, t) for s, d, t in metric_of if s == side.label}
-        notes += [f"{side.label} has {d}/{t}, which {base.label} lacks: not compared" for d, t in sorted(side_tasks - base_tasks)]
-        notes += [f"{side.label} lacks {d}/{t}, which {base.label} has: not compared" for d, t in sorted(base_tasks - side_tasks)]
+        notes += [
+            f"{side.label} has {d}/{t}, which {base.label} lacks: not compared"
+            for d, t in sorted(side_tasks - base_tasks)
+        ]
+        notes += [
+            f"{side.label} lacks {d}/{t}, which {base.label} has: not compared"
+            for d, t in sorted(base_tasks - side_tasks)
+        ]
         for d, t in sorted(base_tasks & side_tasks):
             (ma, ha), (mb, hb) = metric_of[(base.label, d, t)], metric_of[(side.label, d, t)]
             if (ma, ha) != (mb, hb):
-                notes.append(f"{d}/{t}: {base.label} reports {ma} ({'↑' if ha else '↓'}), {side.label} reports "
-                             f"{mb} ({'↑' if hb else '↓'}): not compared")
+                notes.append(
+                    f"{d}/{t}: {base.label} reports {ma} ({'↑' if ha else '↓'}), {side.label} reports "
+                    f"{mb} ({'↑' if hb else '↓'}): not compared"
+                )
                 keep &= ~((rows["side"] == side.label) & (rows["domain"] == d) & (rows["task"] == t))
                 continue
             diffs = _config_differences(base.run_of(d, t), side.run_of(d, t))
             shown = "; ".join(diffs[:8]) + (f"; … and {len(diffs) - 8} more" if len(diffs) > 8 else "")
-            notes.append(f"{side.label} vs {base.label} on {d}/{t}: "
-                         + (f"differs in {shown}" if diffs else "same config, commit and versions"))
+            notes.append(
+                f"{side.label} vs {base.label} on {d}/{t}: "
+                + (f"differs in {shown}" if diffs else "same config, commit and versions")
+            )
     return keep, notes
 
 
@@ -211,10 +255,16 @@ def cell_stats(rows: pd.DataFrame) -> pd.DataFrame:
     """Per side and cell: the trained trials' values, n, mean, std, and how many trials failed."""
     keys = ["side", "domain", "task", "metric", "higher_is_better", "kind", "density"]
     rows = rows.assign(ok_value=rows["value"].where(rows["status"] == "ok"))
-    stats = (rows.groupby(keys, sort=False)
-             .agg(values=("ok_value", lambda v: [float(x) for x in v if pd.notna(x)]), run=("run", "first"),
-                  own_density=("own_density", "first"), failed=("status", lambda s: int((s != "ok").sum())))
-             .reset_index())
+    stats = (
+        rows.groupby(keys, sort=False)
+        .agg(
+            values=("ok_value", lambda v: [float(x) for x in v if pd.notna(x)]),
+            run=("run", "first"),
+            own_density=("own_density", "first"),
+            failed=("status", lambda s: int((s != "ok").sum())),
+        )
+        .reset_index()
+    )
     stats["n"] = stats["values"].map(len)
     stats["mean"] = stats["values"].map(lambda v: float(np.mean(v)) if v else math.nan)
     stats["std"] = stats["values"].map(lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else math.nan)
@@ -242,12 +292,33 @@ def cell_difference(ra: pd.Series, rb: pd.Series, key: tuple, side: str, cfg: Co
     v = verdict(diff, bool(ra["higher_is_better"]), test, cfg.alpha, tol)
     if rb["n"] == 0 and ra["n"] > 0:
         v = "failed"  # every trial of the later side diverged or failed where the baseline trained
-    return {"domain": key[0], "task": key[1], "kind": key[2], "density": key[3], "metric": ra["metric"],
-            "higher_is_better": bool(ra["higher_is_better"]), "value": cfg.value,
-            "base": "A", "base_run": ra["run"], "base_n": ra["n"], "base_mean": ra["mean"], "base_std": ra["std"],
-            "side": side, "run": rb["run"], "density_here": rb["own_density"],
-            "n": rb["n"], "failed": rb["failed"], "mean": rb["mean"], "std": rb["std"],
-            "diff": diff, "tolerance": tol, "t": test.t, "p": test.p, "untested_why": test.why, "verdict": v}
+    return {
+        "domain": key[0],
+        "task": key[1],
+        "kind": key[2],
+        "density": key[3],
+        "metric": ra["metric"],
+        "higher_is_better": bool(ra["higher_is_better"]),
+        "value": cfg.value,
+        "base": "A",
+        "base_run": ra["run"],
+        "base_n": ra["n"],
+        "base_mean": ra["mean"],
+        "base_std": ra["std"],
+        "side": side,
+        "run": rb["run"],
+        "density_here": rb["own_density"],
+        "n": rb["n"],
+        "failed": rb["failed"],
+        "mean": rb["mean"],
+        "std": rb["std"],
+        "diff": diff,
+        "tolerance": tol,
+        "t": test.t,
+        "p": test.p,
+        "untested_why": test.why,
+        "verdict": v,
+    }
 
 
 def flag_regressions(diffs: pd.DataFrame, cfg: CompareConfig) -> pd.DataFrame:
@@ -283,17 +354,24 @@ def compare(sources: list[list[Run]], cfg: CompareConfig) -> Comparison:
     for side in sides[1:]:
         a, b = by_side["A"], by_side[side.label]
         notes += unaligned_cells(a, b, side.label)
-        diff_rows += [cell_difference(a.loc[k], b.loc[k], k, side.label, cfg) for k in a.index.intersection(b.index, sort=False)]
+        diff_rows += [
+            cell_difference(a.loc[k], b.loc[k], k, side.label, cfg) for k in a.index.intersection(b.index, sort=False)
+        ]
     diffs = pd.DataFrame(diff_rows)
     if not diffs.empty:
         diffs = flag_regressions(diffs, cfg)
         order = {k: i for i, k in enumerate(kind_order(diffs["kind"]))}
-        diffs = diffs.sort_values(["domain", "task", "side", "density", "kind"], ascending=[True, True, True, False, True],
-                                  key=lambda s: s.map(order) if s.name == "kind" else s).reset_index(drop=True)
+        diffs = diffs.sort_values(
+            ["domain", "task", "side", "density", "kind"],
+            ascending=[True, True, True, False, True],
+            key=lambda s: s.map(order) if s.name == "kind" else s,
+        ).reset_index(drop=True)
         untested = int((diffs["verdict"] == "untested").sum())
         if untested:
-            notes.append(f"{untested} cell(s) untested (fewer than 2 trials on a side, or no spread): "
-                         "never counted as better or worse")
+            notes.append(
+                f"{untested} cell(s) untested (fewer than 2 trials on a side, or no spread): "
+                "never counted as better or worse"
+            )
     return Comparison(cfg, sides, stats, diffs, notes)
 
 
@@ -304,8 +382,13 @@ def _stat_cell(n: int, mean: float, std: float) -> str:
     return f"{mean:.4g} ({n})" if n < 2 else f"{mean:.4g} ± {std:.2g} ({n})"
 
 
-VERDICT_TEXT = {"better": "▲ better", "worse": "▼ worse", "same": "≈ same", "untested": "? untested",
-                "failed": "✗ failed"}
+VERDICT_TEXT = {
+    "better": "▲ better",
+    "worse": "▼ worse",
+    "same": "≈ same",
+    "untested": "? untested",
+    "failed": "✗ failed",
+}
 
 
 def task_tables(comp: Comparison) -> list[tuple[str, pd.DataFrame, list[bool]]]:
@@ -318,8 +401,10 @@ def task_tables(comp: Comparison) -> list[tuple[str, pd.DataFrame, list[bool]]]:
         if base_g.empty:
             continue
         metric, higher = base_g["metric"].iloc[0], bool(base_g["higher_is_better"].iloc[0])
-        title = (f"{domain} · {task} — {metric} ({'↑' if higher else '↓'}), {comp.config.value}: "
-                 f"{VALUE_HELP[comp.config.value]}")
+        title = (
+            f"{domain} · {task} — {metric} ({'↑' if higher else '↓'}), {comp.config.value}: "
+            f"{VALUE_HELP[comp.config.value]}"
+        )
         cells = g[CELL].drop_duplicates()
         order = {k: i for i, k in enumerate(kind_order(cells["kind"]))}
         cells = cells.assign(o=cells["kind"].map(order)).sort_values(["density", "o"], ascending=[False, True])
@@ -366,12 +451,19 @@ def legend(comp: Comparison) -> list[str]:
         runs = ", ".join(f"{r.name} [{'; '.join(f'{d}/{t}' for d, t in r.tasks())}]" for r in s.runs)
         lines.append(f"{s.label} = {s.source}: {runs}")
     cfg = comp.config
-    lines.append(f"significance: {TEST}; α = {cfg.alpha}; a difference counts when |Δ| > {cfg.tolerance_text()} "
-                 f"and p < α; densities within {cfg.density_rtol:.0%} share a cell")
-    lines.append(f"regression: a {', '.join(cfg.kinds())} cell worse than A beyond the tolerance at the "
-                 + ("uncorrected p" if cfg.correction == "none" else
-                    f"{cfg.correction}-corrected p (over the tested {', '.join(cfg.kinds())} cells of each run)")
-                 + ", or whose every trial failed; shown in red (table) or bold (md)")
+    lines.append(
+        f"significance: {TEST}; α = {cfg.alpha}; a difference counts when |Δ| > {cfg.tolerance_text()} "
+        f"and p < α; densities within {cfg.density_rtol:.0%} share a cell"
+    )
+    lines.append(
+        f"regression: a {', '.join(cfg.kinds())} cell worse than A beyond the tolerance at the "
+        + (
+            "uncorrected p"
+            if cfg.correction == "none"
+            else f"{cfg.correction}-corrected p (over the tested {', '.join(cfg.kinds())} cells of each run)"
+        )
+        + ", or whose every trial failed; shown in red (table) or bold (md)"
+    )
     return lines
 
 
@@ -380,17 +472,35 @@ def gate_message(comp: Comparison) -> tuple[int, str]:
     kinds, cfg = ",".join(comp.config.kinds()), comp.config
     checked = comp.checked()
     if checked.empty:
-        return 1, f"regression check: no {kinds} cells aligned between {comp.sides[0].label} and the later runs; nothing was checked"
+        return (
+            1,
+            f"regression check: no {kinds} cells aligned between {comp.sides[0].label} and the later runs; "
+            "nothing was checked",
+        )
     reg = comp.regressions
     how = f"at α = {cfg.alpha}" + ("" if cfg.correction == "none" else f" ({cfg.correction}-corrected)")
     if reg.empty:
         untested = int((checked["verdict"] == "untested").sum())
         extra = f" ({untested} untested)" if untested else ""
-        return 0, f"regression check passed: {len(checked)} {kinds} cells{extra}, none worse than A beyond tolerance {cfg.tolerance_text()} {how}"
-    items = "; ".join(f"{r.side}: {r.domain}/{r.task} {r.kind} at {_pct(r.density)} {r.base_mean:.4g} → "
-                      + (f"all {r.failed} trials failed" if r.verdict == "failed" else f"{r.mean:.4g} (p={r.p:.2g}, adjusted {r.p_adj:.2g})")
-                      for r in reg.itertuples())
-    return 1, f"REGRESSION: {len(reg)} {kinds} cell(s) failed or worse than A beyond tolerance {cfg.tolerance_text()} {how}: {items}"
+        return (
+            0,
+            f"regression check passed: {len(checked)} {kinds} cells{extra}, none worse than A beyond tolerance "
+            f"{cfg.tolerance_text()} {how}",
+        )
+    items = "; ".join(
+        f"{r.side}: {r.domain}/{r.task} {r.kind} at {_pct(r.density)} {r.base_mean:.4g} → "
+        + (
+            f"all {r.failed} trials failed"
+            if r.verdict == "failed"
+            else f"{r.mean:.4g} (p={r.p:.2g}, adjusted {r.p_adj:.2g})"
+        )
+        for r in reg.itertuples()
+    )
+    return (
+        1,
+        f"REGRESSION: {len(reg)} {kinds} cell(s) failed or worse than A beyond tolerance {cfg.tolerance_text()} "
+        f"{how}: {items}",
+    )
 
 
 @FORMATS.register("table")
@@ -414,16 +524,44 @@ def render_md(comp: Comparison, out: TextIO) -> None:
     parts = ["# Comparison\n", *[f"- {line}" for line in legend(comp)], ""]
     for title, df, flags in task_tables(comp):
         if any(flags):
-            df = df.assign(**{df.columns[0]: [f"**{k}** (regression)" if f else k for k, f in zip(df[df.columns[0]], flags)]})
+            df = df.assign(
+                **{df.columns[0]: [f"**{k}** (regression)" if f else k for k, f in zip(df[df.columns[0]], flags)]}
+            )
         parts += [f"## {title}\n", df.to_markdown(index=False, disable_numparse=True), ""]
     if comp.notes:
         parts += ["## Not compared and notes\n", *[f"- {n}" for n in comp.notes], ""]
     out.write("\n".join(parts) + "\n")
 
 
-CSV_COLUMNS = ["domain", "task", "metric", "higher_is_better", "value", "kind", "density", "base", "base_run", "base_n",
-               "base_mean", "base_std", "side", "run", "density_here", "n", "failed", "mean", "std", "diff", "tolerance", "t", "p",
-               "p_adj", "untested_why", "verdict", "regression"]
+CSV_COLUMNS = [
+    "domain",
+    "task",
+    "metric",
+    "higher_is_better",
+    "value",
+    "kind",
+    "density",
+    "base",
+    "base_run",
+    "base_n",
+    "base_mean",
+    "base_std",
+    "side",
+    "run",
+    "density_here",
+    "n",
+    "failed",
+    "mean",
+    "std",
+    "diff",
+    "tolerance",
+    "t",
+    "p",
+    "p_adj",
+    "untested_why",
+    "verdict",
+    "regression",
+]
 
 
 @FORMATS.register("csv")
@@ -447,8 +585,12 @@ def _clean(v: Any) -> Any:
 @FORMATS.register("json")
 def render_json(comp: Comparison, out: TextIO) -> None:
     doc = {
-        "test": TEST, "alpha": comp.config.alpha, "tolerance": comp.config.tolerance,
-        "rel_tolerance": comp.config.rel_tolerance, "correction": comp.config.correction, "value": comp.config.value,
+        "test": TEST,
+        "alpha": comp.config.alpha,
+        "tolerance": comp.config.tolerance,
+        "rel_tolerance": comp.config.rel_tolerance,
+        "correction": comp.config.correction,
+        "value": comp.config.value,
         "sides": [{"label": s.label, "source": s.source, "runs": [str(r.path) for r in s.runs]} for s in comp.sides],
         "cells": comp.stats.to_dict(orient="records"),
         "comparisons": comp.diffs.to_dict(orient="records") if not comp.diffs.empty else [],

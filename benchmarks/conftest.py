@@ -1,4 +1,5 @@
 """The pytest-benchmark suite: `pytest benchmarks --benchmark-only` (never part of the default `pytest`)."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """Synthetic MNIST / Fashion-MNIST / CIFAR files in torchvision's on-disk layout: offline tests and speed runs."""
+
 from __future__ import annotations
 
 import pickle
@@ -27,7 +28,7 @@ def write_mnist(root: Path, folder: str = "MNIST", n_train: int = 600, n_test: i
         y = rng.integers(0, 10, n).astype(np.uint8)
         x = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
         for i, label in enumerate(y):
-            x[i, 2 + 2 * label:6 + 2 * label, 4:24] = 250
+            x[i, 2 + 2 * label : 6 + 2 * label, 4:24] = 250
         _idx(raw / f"{prefix}-images-idx3-ubyte", x)
         _idx(raw / f"{prefix}-labels-idx1-ubyte", y)
     return root
@@ -42,7 +43,7 @@ def write_cifar10(root: Path, per_batch: int = 120, n_test: int = 200, seed: int
         y = rng.integers(0, 10, n)
         x = rng.integers(0, 80, (n, 3, 32, 32)).astype(np.uint8)
         for i, label in enumerate(y):
-            x[i, label % 3, 3 * label:3 * label + 3, :] = 240
+            x[i, label % 3, 3 * label : 3 * label + 3, :] = 240
         return {"data": x.reshape(n, -1), "labels": [int(v) for v in y]}
 
     for i in range(1, 6):
@@ -59,6 +60,11 @@ def write_cifar100(root: Path, n_train: int = 300, n_test: int = 100, seed: int 
     folder.mkdir(parents=True, exist_ok=True)
     for name, n in (("train", n_train), ("test", n_test)):
         with open(folder / name, "wb") as f:
-            pickle.dump({"data": rng.integers(0, 256, (n, 3072)).astype(np.uint8),
-                         "fine_labels": [int(v) for v in rng.integers(0, 100, n)]}, f)
+            pickle.dump(
+                {
+                    "data": rng.integers(0, 256, (n, 3072)).astype(np.uint8),
+                    "fine_labels": [int(v) for v in rng.integers(0, 100, n)],
+                },
+                f,
+            )
     return root

@@ -9,6 +9,7 @@ make a curve re-enter the band later; this definition reports the first exit on 
 where the kind can no longer be trusted to match), and the Welch p-value against the dense trials there
 says how sure that exit is.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,9 +20,11 @@ import pandas as pd
 from benchmarks.significance import Test, welch
 from lth_core.tables import kind_order
 
-DEFINITION = ("walking from dense to sparse, a kind falls off at the first pruned density where its mean score leaves "
-              "the band within {tol:.0%} of the dense mean (below it for ↑ metrics, above it for ↓), and matches "
-              "dense down to the density before")
+DEFINITION = (
+    "walking from dense to sparse, a kind falls off at the first pruned density where its mean score leaves "
+    "the band within {tol:.0%} of the dense mean (below it for ↑ metrics, above it for ↓), and matches "
+    "dense down to the density before"
+)
 
 
 @dataclass(frozen=True)
@@ -64,11 +67,32 @@ def falloffs(summary: pd.DataFrame, ok_rows: pd.DataFrame, rel_tol: float) -> li
                 break
             matched = float(r.density)
         if fell is None:
-            out.append(FallOff(kind, edge, matched, None, math.nan, math.nan, 0, Test(math.nan, math.nan, "—"),
-                               float(s["density"].min())))
+            out.append(
+                FallOff(
+                    kind,
+                    edge,
+                    matched,
+                    None,
+                    math.nan,
+                    math.nan,
+                    0,
+                    Test(math.nan, math.nan, "—"),
+                    float(s["density"].min()),
+                )
+            )
             continue
         there = ok_rows[(ok_rows["kind"] == kind) & ((ok_rows["density"] - fell.density).abs() < 1e-9)]["score"]
-        out.append(FallOff(kind, edge, matched, float(fell.density), float(fell.score_mean),
-                           float(fell.score_std) if pd.notna(fell.score_std) else math.nan, int(fell.n),
-                           welch(there.tolist(), dense_scores), float(s["density"].min())))
+        out.append(
+            FallOff(
+                kind,
+                edge,
+                matched,
+                float(fell.density),
+                float(fell.score_mean),
+                float(fell.score_std) if pd.notna(fell.score_std) else math.nan,
+                int(fell.n),
+                welch(there.tolist(), dense_scores),
+                float(s["density"].min()),
+            )
+        )
     return out

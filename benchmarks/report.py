@@ -8,6 +8,7 @@ the file opens anywhere without a network. The page is rendered by jinja2 with a
 read are never written: the default output is report.html in the current folder, and an --out inside a run
 folder given is refused.
 """
+
 from __future__ import annotations
 
 import base64
@@ -44,9 +45,13 @@ PROG = "python -m benchmarks.report"
 class ReportConfig:
     """Write one HTML page for the given runs (see the module docstring)."""
 
-    runs: list[str] = opt([], "run folders or folders of runs", positional=True, custom_args={"nargs": "+", "metavar": "RUN"})
+    runs: list[str] = opt(
+        [], "run folders or folders of runs", positional=True, custom_args={"nargs": "+", "metavar": "RUN"}
+    )
     out: str = opt("report.html", "HTML file to write (not inside a RUN folder: those are only read)")
-    falloff_tolerance: float = opt(0.02, "a kind matches the dense network while its mean is within this fraction of |dense mean|")
+    falloff_tolerance: float = opt(
+        0.02, "a kind matches the dense network while its mean is within this fraction of |dense mean|"
+    )
     alpha: float = opt(0.05, "significance level shown beside ticket-vs-control differences")
 
     def validate(self) -> None:
@@ -63,15 +68,19 @@ class ReportConfig:
             raise UsageError(f"--out {self.out!r}: {out.parent} is a file, not a folder")
         inside = [r.path for r in runs if out.resolve().is_relative_to(r.path)]
         if inside:
-            raise UsageError(f"--out {self.out!r} lies inside the run folder {inside[0]}, which report only reads; "
-                             "give a file outside it")
+            raise UsageError(
+                f"--out {self.out!r} lies inside the run folder {inside[0]}, which report only reads; "
+                "give a file outside it"
+            )
         return out
 
 
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;
+  padding:0 1em;color:#222}
 h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #aaa}h3{margin-top:1.5em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.88em}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+table{border-collapse:collapse;margin:.6em 0;font-size:.88em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;border:1px solid #ddd}.note{color:#555;font-size:.9em}.bad{color:#a00}
 details{margin:.5em 0}summary{cursor:pointer;font-weight:600}code{background:#f4f4f4;padding:0 .2em}
@@ -121,7 +130,9 @@ def kv_table(items: dict) -> dict:
 
 def score_table(summary: pd.DataFrame, ok: pd.DataFrame, alpha: float) -> pd.DataFrame:
     """Density rows, a column per kind, and the ticket − best control gap with its Welch p-value."""
-    s = summary[summary["n"] > 0].assign(cell=lambda x: [_cell(m, d, n) for m, d, n in zip(x["score_mean"], x["score_std"], x["n"])])
+    s = summary[summary["n"] > 0].assign(
+        cell=lambda x: [_cell(m, d, n) for m, d, n in zip(x["score_mean"], x["score_std"], x["n"])]
+    )
     wide = s.pivot_table(index=["level", "density"], columns="kind", values="cell", aggfunc="first")
     wide = wide[kind_order(wide.columns)].reset_index()
     wide.columns.name = None
@@ -134,8 +145,10 @@ def score_table(summary: pd.DataFrame, ok: pd.DataFrame, alpha: float) -> pd.Dat
             p_col.append("")
             continue
         r = row.iloc[0]
-        test = welch(ok.loc[(ok["level"] == lv) & (ok["kind"] == "ticket"), "score"],
-                     ok.loc[(ok["level"] == lv) & (ok["kind"] == r["best_control"]), "score"])
+        test = welch(
+            ok.loc[(ok["level"] == lv) & (ok["kind"] == "ticket"), "score"],
+            ok.loc[(ok["level"] == lv) & (ok["kind"] == r["best_control"]), "score"],
+        )
         star = " *" if test.significant(alpha) else ""
         gap_col.append(f"{r['ticket_minus_best_control']:+.4g} (vs {r['best_control']})")
         p_col.append(fmt_p(test) + star)
@@ -146,8 +159,9 @@ def score_table(summary: pd.DataFrame, ok: pd.DataFrame, alpha: float) -> pd.Dat
 
 
 def early_stop_table(summary: pd.DataFrame) -> pd.DataFrame:
-    s = summary[summary["n"] > 0].assign(cell=lambda x: [_cell(m, d, n) for m, d, n in
-                                                          zip(x["early_stop_step_mean"], x["early_stop_step_std"], x["n"])])
+    s = summary[summary["n"] > 0].assign(
+        cell=lambda x: [_cell(m, d, n) for m, d, n in zip(x["early_stop_step_mean"], x["early_stop_step_std"], x["n"])]
+    )
     wide = s.pivot_table(index=["level", "density"], columns="kind", values="cell", aggfunc="first")
     wide = wide[kind_order(wide.columns)].reset_index()
     wide.columns.name = None
@@ -159,15 +173,30 @@ def falloff_table(fo: list[FallOff], alpha: float) -> pd.DataFrame:
     rows = []
     for f in fo:
         if f.falls_off_at is None:
-            rows.append({"kind": f.kind, "matches dense down to": _pct(f.matches_down_to), "falls off at": "does not fall off",
-                         "mean there": "—", "p vs dense there": "—",
-                         "note": f"inside the band at every measured density (lowest {_pct(f.lowest_measured)})"})
+            rows.append(
+                {
+                    "kind": f.kind,
+                    "matches dense down to": _pct(f.matches_down_to),
+                    "falls off at": "does not fall off",
+                    "mean there": "—",
+                    "p vs dense there": "—",
+                    "note": f"inside the band at every measured density (lowest {_pct(f.lowest_measured)})",
+                }
+            )
             continue
         p = fmt_p(f.vs_dense) + (" *" if f.vs_dense.significant(alpha) else "")
-        rows.append({"kind": f.kind,
-                     "matches dense down to": _pct(f.matches_down_to) if f.matches_down_to is not None else "never (outside at the first pruned density)",
-                     "falls off at": _pct(f.falls_off_at), "mean there": _cell(f.mean_there, f.std_there, f.n_there),
-                     "p vs dense there": p, "note": ""})
+        rows.append(
+            {
+                "kind": f.kind,
+                "matches dense down to": _pct(f.matches_down_to)
+                if f.matches_down_to is not None
+                else "never (outside at the first pruned density)",
+                "falls off at": _pct(f.falls_off_at),
+                "mean there": _cell(f.mean_there, f.std_there, f.n_there),
+                "p vs dense there": p,
+                "note": "",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -207,9 +236,15 @@ def overview(views: list[TaskView]) -> dict:
         s = v.summary[v.summary["n"] > 0]
         dense = s[s["kind"] == "dense"]
         pruned = s[s["kind"] != "dense"]
-        row = {"domain": v.domain, "task": {"href": v.anchor, "text": str(v.task)},
-               "run": v.run.name, "metric": f"{v.summary['metric'].iloc[0]} ({'↑' if v.higher else '↓'})",
-               "dense": _cell(dense["score_mean"].iloc[0], dense["score_std"].iloc[0], dense["n"].iloc[0]) if not dense.empty else "—"}
+        row = {
+            "domain": v.domain,
+            "task": {"href": v.anchor, "text": str(v.task)},
+            "run": v.run.name,
+            "metric": f"{v.summary['metric'].iloc[0]} ({'↑' if v.higher else '↓'})",
+            "dense": _cell(dense["score_mean"].iloc[0], dense["score_std"].iloc[0], dense["n"].iloc[0])
+            if not dense.empty
+            else "—",
+        }
         if not pruned.empty:
             low = pruned["density"].min()
             at = s[(s["density"] - low).abs() < 1e-9]
@@ -234,7 +269,9 @@ def advantage_png(views: list[TaskView]) -> bytes | None:
             continue
         scale = abs(float(dense["score_mean"].iloc[0]))
         g = g.sort_values("density", ascending=False)
-        ax.plot(g["density"] * 100, g["advantage"] / scale * 100, marker="o", label=f"{v.domain} · {v.task} ({v.run.name})")
+        ax.plot(
+            g["density"] * 100, g["advantage"] / scale * 100, marker="o", label=f"{v.domain} · {v.task} ({v.run.name})"
+        )
         drawn += 1
         densities += list(g["density"] * 100)
     if not drawn:
@@ -260,16 +297,31 @@ def advantage_png(views: list[TaskView]) -> bytes | None:
 
 def run_facts(run: Run) -> tuple[dict, list[tuple[str, dict]]]:
     m = run.meta
-    facts = {"run folder": run.path, "config hash": m.get("config_hash"), "preset": m.get("preset") or "—",
-             "git commit": m.get("git_commit"), "budget (steps)": m.get("budget"), "rewind step": m.get("rewind_step"),
-             "seed": m.get("seed"), "architecture hash": m.get("architecture_hash"),
-             "ticket from": _ticket_from(m.get("ticket_from")),
-             "created": m.get("created"), "finished": m.get("finished", "not finished"),
-             "files recovered from corruption": "; ".join(map(str, m.get("recovered") or [])) or "none"}
-    details = [(title, kv_table(m[key])) for title, key in
-               (("IMP config", "imp"), ("domain config", "domain_config"), ("package versions", "versions"),
-                ("prunable tensors (group)", "prunable"), ("rates per tensor", "rates"))
-               if isinstance(m.get(key), dict) and m[key]]
+    facts = {
+        "run folder": run.path,
+        "config hash": m.get("config_hash"),
+        "preset": m.get("preset") or "—",
+        "git commit": m.get("git_commit"),
+        "budget (steps)": m.get("budget"),
+        "rewind step": m.get("rewind_step"),
+        "seed": m.get("seed"),
+        "architecture hash": m.get("architecture_hash"),
+        "ticket from": _ticket_from(m.get("ticket_from")),
+        "created": m.get("created"),
+        "finished": m.get("finished", "not finished"),
+        "files recovered from corruption": "; ".join(map(str, m.get("recovered") or [])) or "none",
+    }
+    details = [
+        (title, kv_table(m[key]))
+        for title, key in (
+            ("IMP config", "imp"),
+            ("domain config", "domain_config"),
+            ("package versions", "versions"),
+            ("prunable tensors (group)", "prunable"),
+            ("rates per tensor", "rates"),
+        )
+        if isinstance(m.get(key), dict) and m[key]
+    ]
     return kv_table(facts), details
 
 
@@ -281,18 +333,35 @@ def task_context(v: TaskView, cfg: ReportConfig) -> dict:
     s = v.summary
     bad = s[(s["diverged"] > 0) | (s["failed"] > 0)]
     facts, details = run_facts(v.run)
-    return {"domain": str(v.domain), "task": str(v.task), "run": v.run.name, "anchor": v.anchor, "higher": v.higher,
-            "metric": s["metric"].iloc[0], "figure": png(figure1_png(s), f"Figure 1 of {v.task}"),
-            "scores": table(score_table(s, v.ok, cfg.alpha)), "early_stop": table(early_stop_table(s)),
-            "falloff": table(falloff_table(v.fo, cfg.alpha)) if v.fo else None,
-            "band_edge": f"{v.fo[0].threshold:.4g}" if v.fo else "",
-            "bad": (f'{int(bad["diverged"].sum())} diverged and {int(bad["failed"].sum())} failed jobs are left out '
-                    "of the means (see results.csv, column error).") if not bad.empty else "",
-            "facts": facts, "config": details}
+    return {
+        "domain": str(v.domain),
+        "task": str(v.task),
+        "run": v.run.name,
+        "anchor": v.anchor,
+        "higher": v.higher,
+        "metric": s["metric"].iloc[0],
+        "figure": png(figure1_png(s), f"Figure 1 of {v.task}"),
+        "scores": table(score_table(s, v.ok, cfg.alpha)),
+        "early_stop": table(early_stop_table(s)),
+        "falloff": table(falloff_table(v.fo, cfg.alpha)) if v.fo else None,
+        "band_edge": f"{v.fo[0].threshold:.4g}" if v.fo else "",
+        "bad": (
+            f"{int(bad['diverged'].sum())} diverged and {int(bad['failed'].sum())} failed jobs are left out "
+            "of the means (see results.csv, column error)."
+        )
+        if not bad.empty
+        else "",
+        "facts": facts,
+        "config": details,
+    }
 
 
-TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
-                               autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+)
 
 
 def build_html(runs: list[Run], cfg: ReportConfig) -> str:
@@ -301,11 +370,18 @@ def build_html(runs: list[Run], cfg: ReportConfig) -> str:
         raise UsageError("the runs given have no finished jobs yet; nothing to report")
     adv = advantage_png(views)
     return TEMPLATES.get_template("report.html.j2").render(
-        css=CSS, n_runs=len(runs), generated=time.strftime("%Y-%m-%d %H:%M:%S"),
-        commits=sorted({str(r.meta.get("git_commit")) for r in runs}), overview=overview(views),
-        definition=DEFINITION.format(tol=cfg.falloff_tolerance), test=TEST, alpha=cfg.alpha,
+        css=CSS,
+        n_runs=len(runs),
+        generated=time.strftime("%Y-%m-%d %H:%M:%S"),
+        commits=sorted({str(r.meta.get("git_commit")) for r in runs}),
+        overview=overview(views),
+        definition=DEFINITION.format(tol=cfg.falloff_tolerance),
+        test=TEST,
+        alpha=cfg.alpha,
         advantage=png(adv, "ticket advantage across tasks") if adv is not None else None,
-        domains=list(dict.fromkeys(str(v.domain) for v in views)), views=[task_context(v, cfg) for v in views])
+        domains=list(dict.fromkeys(str(v.domain) for v in views)),
+        views=[task_context(v, cfg) for v in views],
+    )
 
 
 def write_report(cfg: ReportConfig) -> Path:

@@ -4,20 +4,21 @@ Flags come from three dataclasses: the engine's ImpConfig and RunOptions and the
 from the fields of every registered strategy, schedule and control (`--<name>-<field>`, see ComponentRegistry);
 a preset sets their defaults and explicit flags win. `--domain all` runs each domain in turn.
 """
+
 from __future__ import annotations
 
 import functools
 import sys
 from dataclasses import dataclass
 
+from benchmarks.cli import OneLineParser, fail
 from domains import DOMAINS, domain_names, load_adapter_class
 from lth_core.adapter import Adapter
 from lth_core.components import component_flags, component_params
 from lth_core.config import DomainConfig, ImpConfig, RunOptions, opt
 from lth_core.errors import UsageError
-from lth_core.presets import apply
 from lth_core.imp_runner import ImpRunner
-from benchmarks.cli import OneLineParser, fail
+from lth_core.presets import apply
 
 PROG = "python -m benchmarks.run"
 
@@ -55,7 +56,9 @@ def parse(argv: list[str], domain: str, preset_name: str, table: dict[str, str] 
     """Parse and validate every flag for one domain (`--domain` itself is taken from `domain`, so 'all' works too)."""
     cls = load_adapter_class(domain, table)
     if preset_name not in cls.presets:
-        raise UsageError(f"unknown preset {preset_name!r} for domain {domain!r}; valid choices: {', '.join(sorted(cls.presets))}")
+        raise UsageError(
+            f"unknown preset {preset_name!r} for domain {domain!r}; valid choices: {', '.join(sorted(cls.presets))}"
+        )
     preset = cls.presets[preset_name]
     presets_help = "\n".join(f"  {p.name:<24} {p.help}" for p in cls.presets.values())
     parser = OneLineParser(prog=PROG, description=__doc__, epilog=f"presets of domain {domain!r}:\n{presets_help}")

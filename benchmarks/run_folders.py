@@ -3,6 +3,7 @@
 An argument on the command line is a *source*: a run folder (it holds run.json) or a folder that holds run
 folders anywhere below it (e.g. `results/`). Anything else is bad input, reported in one line.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,8 +17,20 @@ from lth_core.errors import UsageError
 from lth_core.store import RunStore
 from lth_core.tables import CONTRACT_COLUMNS, summarize
 
-REQUIRED = ["domain", "task", "kind", "level", "trial", "density", "metric", "score", "early_stop_step",
-            "final_score", "higher_is_better", "status"]
+REQUIRED = [
+    "domain",
+    "task",
+    "kind",
+    "level",
+    "trial",
+    "density",
+    "metric",
+    "score",
+    "early_stop_step",
+    "final_score",
+    "higher_is_better",
+    "status",
+]
 
 
 @dataclass(frozen=True)
@@ -53,8 +66,10 @@ def load_run(folder: Path) -> Run:
     meta = RunStore.foreign(folder).meta()  # UsageError when run.json is missing, unreadable or not an object
     wrong = [k for k in META_OBJECTS if k in meta and meta[k] is not None and not isinstance(meta[k], dict)]
     if wrong:
-        raise UsageError(f"{folder / 'run.json'}: {wrong[0]!r} is a JSON {type(meta[wrong[0]]).__name__}, "
-                         "where a run's record holds an object")
+        raise UsageError(
+            f"{folder / 'run.json'}: {wrong[0]!r} is a JSON {type(meta[wrong[0]]).__name__}, "
+            "where a run's record holds an object"
+        )
     csv = folder / "results.csv"
     if not csv.is_file():
         raise UsageError(f"{folder} is a run folder without results.csv yet (no level has finished)")

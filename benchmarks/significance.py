@@ -1,4 +1,5 @@
 """Whether two sets of trial scores differ: Welch's t-test, with the cases it cannot decide named, not guessed."""
+
 from __future__ import annotations
 
 import math

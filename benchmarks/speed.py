@@ -11,6 +11,7 @@ the fp32 matmul ceiling measured in the same run (square `torch.matmul` on every
 holding a mask: a masked against an unmasked job, same thread count. This machine's speed drifts, so
 repeats are interleaved and min / median / max are shown.
 """
+
 from __future__ import annotations
 
 import functools
@@ -29,9 +30,9 @@ from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.cli import OneLineParser
+from benchmarks.fake_vision_files import write_mnist
 from domains.vision.adapter import VisionAdapter
 from domains.vision.config import VisionConfig
-from benchmarks.fake_vision_files import write_mnist
 from lth_core.config import RunOptions, opt
 from lth_core.executor_batched import BatchedExecutor
 from lth_core.executor_process import ProcessExecutor
@@ -59,7 +60,7 @@ def matmul_gflops(n: int, seconds: float = 1.0) -> float:
     while time.perf_counter() - t < seconds:
         torch.matmul(a, b)
         reps += 1
-    return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
 
 
 def step_flops(adapter: VisionAdapter, batch: int) -> int:
@@ -97,8 +98,17 @@ def with_threads(n: int, fn: Callable[[], object]) -> float:
 
 
 def measure(cfg: SpeedConfig, data_dir: Path, batch: int, cores: int) -> tuple[dict[str, list[float]], int]:
-    vc = VisionConfig(dataset="mnist", model="lenet_300_100", data_dir=str(data_dir), iterations=cfg.iterations,
-                      batch_size=batch, optimizer="sgd", lr=0.1, eval_every=10 ** 9, val_size=1000)
+    vc = VisionConfig(
+        dataset="mnist",
+        model="lenet_300_100",
+        data_dir=str(data_dir),
+        iterations=cfg.iterations,
+        batch_size=batch,
+        optimizer="sgd",
+        lr=0.1,
+        eval_every=10**9,
+        val_size=1000,
+    )
     adapter = VisionAdapter(vc)
     adapter.data()
     work = cfg.iterations * cfg.jobs
@@ -114,16 +124,29 @@ def measure(cfg: SpeedConfig, data_dir: Path, batch: int, cores: int) -> tuple[d
     try:
         for _ in track(range(cfg.repeats), description=f"batch {batch}", transient=True):
             record("local, 1 thread", with_threads(1, lambda: [adapter.train(j) for j in jobs_for(adapter, cfg.jobs)]))
-            record(f"local, {cores} threads",
-                   with_threads(cores, lambda: [adapter.train(j) for j in jobs_for(adapter, cfg.jobs)]))
-            record(f"process, {pool.workers} x 1 thread", with_threads(1, lambda: list(pool.run(jobs_for(adapter, cfg.jobs)))))
-            record(f"batched, {stacks} stacks x 1 thread", with_threads(cores, lambda: list(batched.run(jobs_for(adapter, cfg.jobs)))))
-            record(f"batched, 1 stack x {cores} threads",
-                   with_threads(cores, lambda: adapter.train_batch(jobs_for(adapter, cfg.jobs))))
+            record(
+                f"local, {cores} threads",
+                with_threads(cores, lambda: [adapter.train(j) for j in jobs_for(adapter, cfg.jobs)]),
+            )
+            record(
+                f"process, {pool.workers} x 1 thread",
+                with_threads(1, lambda: list(pool.run(jobs_for(adapter, cfg.jobs)))),
+            )
+            record(
+                f"batched, {stacks} stacks x 1 thread",
+                with_threads(cores, lambda: list(batched.run(jobs_for(adapter, cfg.jobs)))),
+            )
+            record(
+                f"batched, 1 stack x {cores} threads",
+                with_threads(cores, lambda: adapter.train_batch(jobs_for(adapter, cfg.jobs))),
+            )
             for masked in (False, True):  # the mask's cost, on one job alone, 1 thread
                 job = jobs_for(adapter, 1, masked)[0]
-                record("one job, masked" if masked else "one job, unmasked",
-                       with_threads(1, lambda: adapter.train(job)), cfg.iterations)
+                record(
+                    "one job, masked" if masked else "one job, unmasked",
+                    with_threads(1, lambda: adapter.train(job)),
+                    cfg.iterations,
+                )
     finally:
         pool.close()
     return out, step_flops(adapter, batch)
@@ -150,8 +173,10 @@ def main(argv: list[str] | None = None) -> int:
             results[b] = measure(cfg, Path(tmp), b, cores)
             ceilings.append(matmul_gflops(cfg.ceiling_size))
     ceiling = statistics.median(ceilings)
-    table = Table(title=f"LeNet-300-100, SGD, {cfg.jobs} jobs x {cfg.iterations} iterations; fp32 matmul ceiling "
-                        f"{ceiling:.0f} GFLOP/s on {cores} threads (median of {spread(ceilings)})")
+    table = Table(
+        title=f"LeNet-300-100, SGD, {cfg.jobs} jobs x {cfg.iterations} iterations; fp32 matmul ceiling "
+        f"{ceiling:.0f} GFLOP/s on {cores} threads (median of {spread(ceilings)})"
+    )
     for col in ("batch", "executor", "job-iterations/s (min / median / max)", "GFLOP/s", "% of ceiling"):
         table.add_column(col, justify="right")
     for b, (r, flops) in results.items():
@@ -159,15 +184,24 @@ def main(argv: list[str] | None = None) -> int:
             if name.startswith("one job"):
                 continue
             med = statistics.median(values)
-            table.add_row(str(b), name, spread(values), f"{med * flops / 1e9:.1f}", f"{100 * med * flops / 1e9 / ceiling:.0f}%")
+            table.add_row(
+                str(b), name, spread(values), f"{med * flops / 1e9:.1f}", f"{100 * med * flops / 1e9 / ceiling:.0f}%"
+            )
         local = statistics.median(r["local, 1 thread"])
         fastest = max((k for k in r if not k.startswith("one job")), key=lambda k: statistics.median(r[k]))
         mask = [1 - m / u for m, u in zip(r["one job, masked"], r["one job, unmasked"])]
         table.add_row(str(b), "fastest", fastest, f"{statistics.median(r[fastest]) / local:.2f}x local", "")
-        table.add_row(str(b), "mask held", f"{100 * statistics.median(mask):+.1f}% of step time",
-                      f"{spread(r['one job, masked'])} vs {spread(r['one job, unmasked'])} it/s", "")
+        table.add_row(
+            str(b),
+            "mask held",
+            f"{100 * statistics.median(mask):+.1f}% of step time",
+            f"{spread(r['one job, masked'])} vs {spread(r['one job, unmasked'])} it/s",
+            "",
+        )
     console.print(table)
-    console.print("FLOPs per step as executed: " + ", ".join(f"batch {b}: {f / 1e6:.1f} MFLOP" for b, (_, f) in results.items()))
+    console.print(
+        "FLOPs per step as executed: " + ", ".join(f"batch {b}: {f / 1e6:.1f} MFLOP" for b, (_, f) in results.items())
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ gap of the last round goes into `extra_info`, so a quality regression shows besi
 `pytest-benchmark compare`. At a tiny budget the gap is mostly noise for the real domains; the toy runs
 its full budget.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -42,9 +43,19 @@ def test_one_imp_level(benchmark, domain, tmp_path):
     summary = pd.read_csv(path / "summary.csv")
     gap = gaps(summary).iloc[0]
     dense = summary[summary["kind"] == "dense"]["score_mean"].iloc[0]
-    benchmark.extra_info.update({
-        "domain": domain, "task": adapter.task(), "metric": str(summary["metric"].iloc[0]),
-        "higher_is_better": bool(summary["higher_is_better"].iloc[0]), "budget": adapter.budget(),
-        "jobs": len(results), "density": float(gap["density"]), "dense_score": float(dense),
-        "ticket_score": float(gap["ticket"]), "best_control": gap["best_control"],
-        "ticket_minus_best_control": float(gap["ticket_minus_best_control"]), "advantage": float(gap["advantage"])})
+    benchmark.extra_info.update(
+        {
+            "domain": domain,
+            "task": adapter.task(),
+            "metric": str(summary["metric"].iloc[0]),
+            "higher_is_better": bool(summary["higher_is_better"].iloc[0]),
+            "budget": adapter.budget(),
+            "jobs": len(results),
+            "density": float(gap["density"]),
+            "dense_score": float(dense),
+            "ticket_score": float(gap["ticket"]),
+            "best_control": gap["best_control"],
+            "ticket_minus_best_control": float(gap["ticket_minus_best_control"]),
+            "advantage": float(gap["advantage"]),
+        }
+    )

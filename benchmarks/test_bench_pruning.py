@@ -1,4 +1,5 @@
 """Speed of one pruning step and of building the controls on a model of ~10M parameters (ResNet-18)."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,8 +16,11 @@ def resnet18_weights() -> dict[str, torch.Tensor]:
     tv = pytest.importorskip("torchvision")
     torch.manual_seed(0)
     model = tv.models.resnet18(num_classes=10)
-    return {f"{name}.weight": m.weight.detach().clone() for name, m in model.named_modules()
-            if isinstance(m, (nn.Conv2d, nn.Linear))}
+    return {
+        f"{name}.weight": m.weight.detach().clone()
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -26,19 +30,28 @@ def weights() -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("strategy", STRATEGIES.names())
 def test_pruning_step(benchmark, weights, strategy):
-    start = STRATEGIES.get("magnitude_layerwise")(PruneStep(  # a level-1 mask: the step timed is level 2
-        weights=weights, mask=Mask.ones_like(weights), rates={n: 0.2 for n in weights}, global_names=frozenset()))
-    step = PruneStep(weights=weights, mask=start, rates={n: 0.2 for n in weights}, global_names=frozenset(weights), seed=1)
+    start = STRATEGIES.get("magnitude_layerwise")(
+        PruneStep(  # a level-1 mask: the step timed is level 2
+            weights=weights, mask=Mask.ones_like(weights), rates={n: 0.2 for n in weights}, global_names=frozenset()
+        )
+    )
+    step = PruneStep(
+        weights=weights, mask=start, rates={n: 0.2 for n in weights}, global_names=frozenset(weights), seed=1
+    )
     mask = benchmark.pedantic(STRATEGIES.get(strategy), args=(step,), rounds=3, iterations=1)
     assert mask.num_kept < start.num_kept
-    benchmark.extra_info.update({"parameters": mask.num_total, "density_before": start.density,
-                                 "density_after": mask.density})
+    benchmark.extra_info.update(
+        {"parameters": mask.num_total, "density_before": start.density, "density_after": mask.density}
+    )
 
 
 @pytest.mark.parametrize("control", CONTROLS.names())
 def test_building_a_control(benchmark, weights, control):
-    mask = STRATEGIES.get("magnitude_layerwise")(PruneStep(
-        weights=weights, mask=Mask.ones_like(weights), rates={n: 0.8 for n in weights}, global_names=frozenset()))
+    mask = STRATEGIES.get("magnitude_layerwise")(
+        PruneStep(
+            weights=weights, mask=Mask.ones_like(weights), rates={n: 0.8 for n in weights}, global_names=frozenset()
+        )
+    )
     inp = ControlInput(ticket_mask=mask, rewind_weights=weights, fresh_weights=lambda seed: resnet18_weights(), seed=3)
     _, cmask = benchmark.pedantic(CONTROLS.get(control), args=(inp,), rounds=3, iterations=1)
     assert cmask.num_kept == mask.num_kept

@@ -3,6 +3,7 @@ on generated MNIST-shaped data, one masked job alone (`local`) and a level's 4 j
 executor. `extra_info` carries job-iterations/s, GFLOP/s as executed and the fraction of the fp32 matmul
 ceiling measured beside it, so a saved run says how close to the machine it was, not only how long it took.
 """
+
 from __future__ import annotations
 
 import functools
@@ -11,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks.fake_vision_files import write_mnist
 from benchmarks.speed import jobs_for, matmul_gflops, step_flops
 from domains.vision.adapter import VisionAdapter
 from domains.vision.config import VisionConfig
-from benchmarks.fake_vision_files import write_mnist
 from lth_core.config import RunOptions
 from lth_core.executor_batched import BatchedExecutor
 from lth_core.executors import available_cores
@@ -25,8 +26,17 @@ ITERATIONS, JOBS = 300, 4
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory) -> VisionAdapter:
     root = write_mnist(Path(tmp_path_factory.mktemp("mnist")), n_train=9000, n_test=2000)
-    cfg = VisionConfig(dataset="mnist", model="lenet_300_100", data_dir=str(root), iterations=ITERATIONS,
-                       batch_size=128, optimizer="sgd", lr=0.1, eval_every=10 ** 9, val_size=1000)
+    cfg = VisionConfig(
+        dataset="mnist",
+        model="lenet_300_100",
+        data_dir=str(root),
+        iterations=ITERATIONS,
+        batch_size=128,
+        optimizer="sgd",
+        lr=0.1,
+        eval_every=10**9,
+        val_size=1000,
+    )
     ad = VisionAdapter(cfg)
     ad.data()
     return ad
@@ -39,8 +49,14 @@ def _report(benchmark, adapter: VisionAdapter, job_iterations: int) -> None:
     torch.set_num_threads(before)
     rate = job_iterations / benchmark.stats.stats.min
     flops = step_flops(adapter, 128)
-    benchmark.extra_info.update({"job_iterations_per_s": rate, "gflops": rate * flops / 1e9,
-                                 "matmul_ceiling_gflops": ceiling, "fraction_of_ceiling": rate * flops / 1e9 / ceiling})
+    benchmark.extra_info.update(
+        {
+            "job_iterations_per_s": rate,
+            "gflops": rate * flops / 1e9,
+            "matmul_ceiling_gflops": ceiling,
+            "fraction_of_ceiling": rate * flops / 1e9 / ceiling,
+        }
+    )
 
 
 def test_one_masked_job(benchmark, adapter):

@@ -3,6 +3,7 @@
 Built on a synthetic results table of a full-size run (20 levels x 3 kinds x 5 trials of one task) and on a
 small real toy run, so what is timed is the code path a user's run goes through.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,10 +29,25 @@ def full_size_results(levels: int = 20, trials: int = 5, seed: int = 0) -> pd.Da
         for kind in kinds:
             for t in range(trials):
                 score = 0.9 - (0.0 if kind in ("dense", "ticket") else 0.01 * level) + rng.normal(0, 0.01)
-                rows.append({"domain": "d", "task": "data/model", "kind": kind, "level": level, "trial": t,
-                             "density": 0.8 ** level, "metric": "accuracy", "score": score,
-                             "early_stop_step": int(rng.integers(100, 5000)), "final_score": score,
-                             "higher_is_better": True, "seed": t, "wall_seconds": 1.0, "config_hash": "h", "status": "ok"})
+                rows.append(
+                    {
+                        "domain": "d",
+                        "task": "data/model",
+                        "kind": kind,
+                        "level": level,
+                        "trial": t,
+                        "density": 0.8**level,
+                        "metric": "accuracy",
+                        "score": score,
+                        "early_stop_step": int(rng.integers(100, 5000)),
+                        "final_score": score,
+                        "higher_is_better": True,
+                        "seed": t,
+                        "wall_seconds": 1.0,
+                        "config_hash": "h",
+                        "status": "ok",
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -46,8 +62,12 @@ def toy_run(tmp_path_factory) -> Path:
 
     cfg = ToyConfig(steps=40)
     out = tmp_path_factory.mktemp("toy")
-    return ImpRunner(ToyAdapter(cfg), lambda: ToyAdapter(cfg), ImpConfig(levels=3, trials=3),
-                     RunOptions(out=str(out), progress=False)).run()
+    return ImpRunner(
+        ToyAdapter(cfg),
+        lambda: ToyAdapter(cfg),
+        ImpConfig(levels=3, trials=3),
+        RunOptions(out=str(out), progress=False),
+    ).run()
 
 
 def test_summary_gaps_and_markdown(benchmark, results):
@@ -57,7 +77,9 @@ def test_summary_gaps_and_markdown(benchmark, results):
 
     summary, g, md = benchmark(build)
     assert len(summary) == 61 and len(g) == 20 and "ticket" in md
-    benchmark.extra_info.update({"rows": len(results), "mean_ticket_minus_best_control": float(g["ticket_minus_best_control"].mean())})
+    benchmark.extra_info.update(
+        {"rows": len(results), "mean_ticket_minus_best_control": float(g["ticket_minus_best_control"].mean())}
+    )
 
 
 def test_figure1(benchmark, results, tmp_path):

@@ -5,6 +5,7 @@ last `span` steps of the quick budget, so it includes one job's set-up and its f
 `extra_info` also carries the per-step cost with that fixed cost removed: a `short`-step job is timed
 just before (best of two) and subtracted from the benchmark's best round.
 """
+
 from __future__ import annotations
 
 import time
@@ -29,10 +30,19 @@ def test_masked_training_steps(benchmark, domain):
         out = benchmark.pedantic(adapter.train, args=(long_job,), rounds=bench.rounds, iterations=1)
         assert out.status == "ok", out.error
         best = benchmark.stats.stats.min
-        benchmark.extra_info.update({
-            "domain": domain, "task": adapter.task(), "unit": bench.unit, "steps": span, "density": 0.2,
-            "short_job_steps": short, "short_job_seconds": round(fixed, 4),
-            "seconds_per_step": (best - fixed) / max(1, span - short), "score": out.score})
+        benchmark.extra_info.update(
+            {
+                "domain": domain,
+                "task": adapter.task(),
+                "unit": bench.unit,
+                "steps": span,
+                "density": 0.2,
+                "short_job_steps": short,
+                "short_job_seconds": round(fixed, 4),
+                "seconds_per_step": (best - fixed) / max(1, span - short),
+                "score": out.score,
+            }
+        )
     finally:
         adapter.close()
 

@@ -4,6 +4,7 @@ whose body sets `domain = "<name>"` (or an entry point in the group `lth_bench.d
 Discovery reads the adapter files' syntax and imports nothing: a user without fairseq or SB3 can still run
 vision, and a domain whose library is missing is named in one line saying what to install.
 """
+
 from __future__ import annotations
 
 import ast
@@ -25,8 +26,13 @@ def _declared(file: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
             continue
         attrs = {}
         for stmt in node.body:
-            target = stmt.targets[0] if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else \
-                stmt.target if isinstance(stmt, ast.AnnAssign) and stmt.value is not None else None
+            target = (
+                stmt.targets[0]
+                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                else stmt.target
+                if isinstance(stmt, ast.AnnAssign) and stmt.value is not None
+                else None
+            )
             if isinstance(target, ast.Name):
                 try:
                     attrs[target.id] = ast.literal_eval(stmt.value)  # type: ignore[arg-type]

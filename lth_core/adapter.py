@@ -1,4 +1,5 @@
 """The seam between the engine and a domain. The engine never sees a dataset, an environment or a loop."""
+
 from __future__ import annotations
 
 import hashlib
@@ -124,8 +125,11 @@ class Adapter(ABC):
 
     def capabilities(self) -> set[str]:
         """Which optional capabilities this adapter overrides: 'evaluate', 'training_loss', 'structure'."""
-        return {name for name in ("evaluate", "training_loss", "structure")
-                if getattr(type(self), name) is not getattr(Adapter, name)}
+        return {
+            name
+            for name in ("evaluate", "training_loss", "structure")
+            if getattr(type(self), name) is not getattr(Adapter, name)
+        }
 
     def require(self, capability: str, why: str) -> None:
         """One line before anything runs when a requested analysis needs what this domain cannot do."""

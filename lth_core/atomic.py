@@ -1,4 +1,5 @@
 """Temp-file-then-rename writes, so a kill at any moment leaves either the old file or the new one."""
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 Each is one class registered under a name. A component that is a dataclass has hyperparameters: its fields,
 declared with `opt(...)`, so a new criterion needs no edit in the runner or the config.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -72,8 +73,10 @@ class ComponentRegistry(Registry[type[Component]]):
         known = {f.name for f in param_fields(cls)}
         bad = sorted(set(values) - known)
         if bad:
-            raise UsageError(f"{self.kind} {name!r} has no parameter {bad[0]!r}; "
-                             f"its parameters: {', '.join(sorted(known)) or 'none'}")
+            raise UsageError(
+                f"{self.kind} {name!r} has no parameter {bad[0]!r}; "
+                f"its parameters: {', '.join(sorted(known)) or 'none'}"
+            )
         obj = cls(**values)
         obj.validate()
         return obj
@@ -111,8 +114,10 @@ def component_flags(parser: Any, preset: Mapping[str, Mapping[str, Any]]) -> dic
             groups[name] = default
     unknown = sorted(set(preset) - set(groups))
     if unknown:
-        raise UsageError(f"preset sets parameters of {unknown[0]!r}, which has none; with parameters: "
-                         f"{', '.join(sorted(groups)) or 'none'}")
+        raise UsageError(
+            f"preset sets parameters of {unknown[0]!r}, which has none; with parameters: "
+            f"{', '.join(sorted(groups)) or 'none'}"
+        )
     return groups
 
 

@@ -3,6 +3,7 @@
 A field is part of the run's identity (its hash and folder) unless its metadata says `identity=False`
 (where results land, how jobs are executed, which device): those change where and how fast, not what.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -93,8 +94,9 @@ def check_imp_numbers(imp: "ImpConfig") -> None:
         raise UsageError(f"--rewind-step {imp.rewind_step!r} must be a finite step count or fraction of the budget")
     last = imp.seed + 1000 * (max(imp.trials, 1) - 1)
     if imp.seed < 0 or last >= SEED_LIMIT:
-        raise UsageError(f"--seed {imp.seed}: every trial's seed (seed + 1000 x trial, up to {last}) must be in "
-                         f"[0, {SEED_LIMIT})")
+        raise UsageError(
+            f"--seed {imp.seed}: every trial's seed (seed + 1000 x trial, up to {last}) must be in [0, {SEED_LIMIT})"
+        )
 
 
 @dataclass
@@ -105,11 +107,13 @@ class DomainConfig:
     here to give it their own default or help (its name and meaning stay). The engine applies `threads`.
     """
 
-    budget_scale: float = opt(1.0, "multiply the training budget and evaluation cadence by this (e.g. 0.01 for a "
-                                   "smoke run)")
+    budget_scale: float = opt(
+        1.0, "multiply the training budget and evaluation cadence by this (e.g. 0.01 for a smoke run)"
+    )
     device: str = opt("auto", "device: auto (a GPU when one is visible), cpu, cuda or cuda:N", identity=False)
-    threads: int = opt(0, "torch CPU threads per training (0 = leave it to the executor's --cpus-per-job)",
-                       identity=False)
+    threads: int = opt(
+        0, "torch CPU threads per training (0 = leave it to the executor's --cpus-per-job)", identity=False
+    )
 
     def scaled(self, n: int) -> int:
         """A step count under --budget-scale (at least 1)."""
@@ -136,16 +140,24 @@ class ImpConfig:
     rate: float = opt(0.2, "fraction of the remaining weights pruned per level, in (0, 1)")
     rate_overrides: str = opt("", "per-group or per-name rates, e.g. 'output=0.1,conv=0.1' (0 = never pruned)")
     strategy: str = opt("magnitude_layerwise", "pruning strategy", choices=STRATEGIES)
-    schedule: str = opt("iterative", choices=SCHEDULES, help="how levels follow each other: iterative (rate p of what "
-                        "remains, per level) or one_shot (straight to the level's density from the dense weights)")
+    schedule: str = opt(
+        "iterative",
+        choices=SCHEDULES,
+        help="how levels follow each other: iterative (rate p of what "
+        "remains, per level) or one_shot (straight to the level's density from the dense weights)",
+    )
     prune_biases: bool = opt(False, "also prune biases of the prunable layers")
     controls: str = opt("random_reinit,random_mask", "comma list of controls trained beside each ticket ('' for none)")
     trials: int = opt(2, "independent replicates (each its own init, dense run and tickets)")
     rewind_step: str = opt("0", "rewind to this step: an integer step, or a fraction of the budget like 0.05")
     seed: int = opt(0, "base seed; trial t uses seed + 1000 * t")
     # joins the identity through `identity()`: only the chosen components' values, only where they have fields
-    params: dict[str, dict[str, Any]] = opt({}, "parameters of the chosen strategy, schedule and controls, "
-                                            "{name: {field: value}}; flags --<name>-<field>", identity=False, cmd=False)
+    params: dict[str, dict[str, Any]] = opt(
+        {},
+        "parameters of the chosen strategy, schedule and controls, {name: {field: value}}; flags --<name>-<field>",
+        identity=False,
+        cmd=False,
+    )
 
     def control_names(self) -> list[str]:
         return [c.strip() for c in self.controls.split(",") if c.strip()]
@@ -202,8 +214,9 @@ class ImpConfig:
         chosen = {name for _, name in self._chosen()}
         for name, values in sorted(self.params.items()):
             if values and name not in chosen:
-                raise UsageError(f"{flag(name, min(values))} is set but {name!r} is not the chosen "
-                                 f"strategy, schedule or a control")
+                raise UsageError(
+                    f"{flag(name, min(values))} is set but {name!r} is not the chosen strategy, schedule or a control"
+                )
         check_imp_numbers(self)
         self.overrides()
         self.rewind_at(10**12)
@@ -217,7 +230,13 @@ class RunOptions:
     executor: str = opt("local", "how the jobs of a level are executed", identity=False, choices=EXECUTORS)
     workers: int = opt(0, "worker processes/actors for parallel executors (0 = one per core)", identity=False)
     ray_address: str = opt("", "Ray cluster to join: 'auto', HOST:PORT, or '' for a local instance", identity=False)
-    cpus_per_job: float = opt(1.0, "torch threads each job trains with, whichever executor (Ray reserves as many CPUs)", identity=False)
+    cpus_per_job: float = opt(
+        1.0, "torch threads each job trains with, whichever executor (Ray reserves as many CPUs)", identity=False
+    )
     gpus_per_job: float = opt(0.0, "Ray GPUs reserved per job", identity=False)
-    ticket_from: str = opt("", "a run folder whose tickets (masks + rewind weights) are trained here instead of pruning (ticket transfer)", identity=False)
+    ticket_from: str = opt(
+        "",
+        "a run folder whose tickets (masks + rewind weights) are trained here instead of pruning (ticket transfer)",
+        identity=False,
+    )
     progress: bool = opt(True, "show progress bars", identity=False)

@@ -3,6 +3,7 @@
 A control is one registered `Control` class; as a dataclass its `opt(...)` fields are its parameters (CLI flags
 `--<name>-<field>`, see `lth_core.components.ComponentRegistry`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 The tracker's `observe` takes only the validation signal; the test metric is attached after the
 choice, so no code path can select on test data.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,7 @@ class EarlyStopTracker:
             return True
         return a > b if self.higher else a < b
 
-    def observe(self, step: int, val: float, test: Callable[[], float] | float | None = None,
-                **extras: float) -> bool:
+    def observe(self, step: int, val: float, test: Callable[[], float] | float | None = None, **extras: float) -> bool:
         """Record an evaluation point; returns True when it is the new best on validation."""
         t = test() if callable(test) else test
         point = EvalPoint(step=step, val=float(val), test=None if t is None else float(t), extras=dict(extras))

@@ -7,6 +7,7 @@ every core). Where an adapter can't batch, a job is alone in its group, or a pas
 one by one as `local` would (`--cpus-per-job` threads). Numbers differ from `local`'s in the last bits,
 since batched products sum in another order.
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor

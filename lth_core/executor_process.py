@@ -10,6 +10,7 @@ job in flight with it. Jobs that had not started go back to the queue untouched;
 are retried one at a time, so the job that kills its worker is told apart from the ones it took down
 with it, and after `WORKER_DEATH_RETRIES` more deaths it is recorded as failed while the run goes on.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -25,8 +26,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generator, Iterator
 
 from lth_core.errors import UsageError
-from lth_core.executors import (EXECUTORS, WORKER_DEATH_RETRIES, AdapterFactory, Executor, WorkerStartError,
-                                available_cores, build_in_worker, job_threads, train_safely, worker_died)
+from lth_core.executors import (
+    EXECUTORS,
+    WORKER_DEATH_RETRIES,
+    AdapterFactory,
+    Executor,
+    WorkerStartError,
+    available_cores,
+    build_in_worker,
+    job_threads,
+    train_safely,
+    worker_died,
+)
 from lth_core.job import Job, Outcome
 
 if TYPE_CHECKING:
@@ -131,9 +142,12 @@ class ProcessExecutor(Executor):
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._starts = self._context.SimpleQueue()
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context,
-                                             initializer=_init_worker,
-                                             initargs=(self.factory, self.threads, os.getpid(), self._starts))
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=self._context,
+                initializer=_init_worker,
+                initargs=(self.factory, self.threads, os.getpid(), self._starts),
+            )
         return self._pool
 
     def _note_starts(self) -> None:
@@ -165,8 +179,10 @@ class ProcessExecutor(Executor):
             if suspects is None:  # the pool broke before any job started: the workers cannot start
                 failed_starts += 1
                 if failed_starts > WORKER_DEATH_RETRIES:
-                    raise RuntimeError("worker processes die before training anything (see their error above); "
-                                       "try --executor local to see it directly")
+                    raise RuntimeError(
+                        "worker processes die before training anything (see their error above); "
+                        "try --executor local to see it directly"
+                    )
                 continue
             for job in suspects:
                 yield job, self._alone(job)

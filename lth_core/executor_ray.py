@@ -7,6 +7,7 @@ A worker that dies mid-job (node lost, kill -9, out of memory) is Ray's to retry
 the job is recorded as failed with Ray's error and the run goes on. Tasks only return outcomes: the driver
 alone writes the run store.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,18 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Iterator
 
 from lth_core.errors import UsageError
-from lth_core.executors import (EXECUTORS, WORKER_DEATH_RETRIES, AdapterFactory, Executor, WorkerStartError,
-                                available_cores, build_in_worker, job_threads, train_safely, worker_died)
+from lth_core.executors import (
+    EXECUTORS,
+    WORKER_DEATH_RETRIES,
+    AdapterFactory,
+    Executor,
+    WorkerStartError,
+    available_cores,
+    build_in_worker,
+    job_threads,
+    train_safely,
+    worker_died,
+)
 from lth_core.job import Job, Outcome
 
 if TYPE_CHECKING:
@@ -82,13 +93,18 @@ def connect(options: RunOptions) -> bool:
             ray.init(address=options.ray_address)
         except (ConnectionError, ValueError, RuntimeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UsageError(f"--ray-address {options.ray_address!r}: cannot join a Ray cluster there ({first}); start "
-                             "one with `ray start --head`, or pass --ray-address '' for a local instance") from None
+            raise UsageError(
+                f"--ray-address {options.ray_address!r}: cannot join a Ray cluster there ({first}); start "
+                "one with `ray start --head`, or pass --ray-address '' for a local instance"
+            ) from None
     else:
         if options.workers < 0:
             raise UsageError(f"--workers {options.workers} must be >= 0 (0 = one per core)")
-        ray.init(num_cpus=options.workers or available_cores(), include_dashboard=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": _driver_paths()}})
+        ray.init(
+            num_cpus=options.workers or available_cores(),
+            include_dashboard=False,
+            runtime_env={"env_vars": {"PYTHONPATH": _driver_paths()}},
+        )
     return True
 
 
@@ -99,8 +115,10 @@ class RayExecutor(Executor):
     def __init__(self, adapter: Adapter, factory: AdapterFactory, options: RunOptions) -> None:
         super().__init__(adapter, factory, options)
         if options.cpus_per_job <= 0 or options.gpus_per_job < 0:
-            raise UsageError(f"--cpus-per-job {options.cpus_per_job} must be > 0 and --gpus-per-job "
-                             f"{options.gpus_per_job} must be >= 0")
+            raise UsageError(
+                f"--cpus-per-job {options.cpus_per_job} must be > 0 and --gpus-per-job "
+                f"{options.gpus_per_job} must be >= 0"
+            )
         self.ray = _import_ray()
         self._started = connect(options)
         try:
@@ -112,17 +130,24 @@ class RayExecutor(Executor):
         self._token = uuid.uuid4().hex
         self._factory = self.ray.put(factory)
         self._task = self.ray.remote(_train_task).options(
-            num_cpus=options.cpus_per_job, num_gpus=options.gpus_per_job,
-            max_retries=WORKER_DEATH_RETRIES, retry_exceptions=False)
+            num_cpus=options.cpus_per_job,
+            num_gpus=options.gpus_per_job,
+            max_retries=WORKER_DEATH_RETRIES,
+            retry_exceptions=False,
+        )
 
     def _check_resources(self) -> None:
         """A job asking for more than the whole cluster has would wait forever: say so instead."""
         have = self.ray.cluster_resources()
-        for flag, need, name in (("--cpus-per-job", self.options.cpus_per_job, "CPU"),
-                                 ("--gpus-per-job", self.options.gpus_per_job, "GPU")):
+        for flag, need, name in (
+            ("--cpus-per-job", self.options.cpus_per_job, "CPU"),
+            ("--gpus-per-job", self.options.gpus_per_job, "GPU"),
+        ):
             if need > have.get(name, 0.0):
-                raise UsageError(f"{flag} {need:g} but the Ray cluster has {have.get(name, 0.0):g} {name}s; "
-                                 f"ask for at most that, or join a larger cluster with --ray-address")
+                raise UsageError(
+                    f"{flag} {need:g} but the Ray cluster has {have.get(name, 0.0):g} {name}s; "
+                    f"ask for at most that, or join a larger cluster with --ray-address"
+                )
 
     def run(self, jobs: list[Job]) -> Iterator[tuple[Job, Outcome]]:
         limit = self.options.workers or len(jobs)  # --workers caps the jobs in flight; 0 = as many as fit

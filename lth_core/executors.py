@@ -1,4 +1,5 @@
 """Executors: how the independent jobs of one level are trained. Only the driver writes the run store."""
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Density on a log axis decreasing to the right; the ticket solid, controls dashed, the dense network a
 dotted reference line; error bars are the standard deviation over trials.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,9 +24,18 @@ def _panel(ax, s: pd.DataFrame, column: str, ylabel: str) -> None:
     for i, kind in enumerate(k for k in kind_order(s["kind"]) if k != "dense"):
         k = s[s["kind"] == kind].sort_values("density", ascending=False)
         k = pd.concat([dense, k]) if not dense.empty else k  # every curve starts at the dense point
-        ax.errorbar(k["density"] * 100, k[f"{column}_mean"], yerr=k[f"{column}_std"].fillna(0),
-                    label=kind, linestyle="-" if kind == "ticket" else "--", marker="o" if kind == "ticket" else "s",
-                    markersize=3.5, capsize=2.5, linewidth=1.8 if kind == "ticket" else 1.2, color=f"C{i}")
+        ax.errorbar(
+            k["density"] * 100,
+            k[f"{column}_mean"],
+            yerr=k[f"{column}_std"].fillna(0),
+            label=kind,
+            linestyle="-" if kind == "ticket" else "--",
+            marker="o" if kind == "ticket" else "s",
+            markersize=3.5,
+            capsize=2.5,
+            linewidth=1.8 if kind == "ticket" else 1.2,
+            color=f"C{i}",
+        )
     if not dense.empty:
         ax.axhline(float(dense[f"{column}_mean"].iloc[0]), color="gray", linestyle=":", linewidth=1, label="dense")
     ax.set_xscale("log")

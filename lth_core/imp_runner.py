@@ -6,6 +6,7 @@ controls differ only in weights and mask. Level 0 trains the dense network and k
 level L prunes where its schedule says (iterative: the trained ticket of level L-1; one-shot: the dense weights)
 and trains the new ticket and each control from the rewind point for the remaining budget.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -22,7 +23,14 @@ from tqdm.auto import tqdm
 
 from lth_core.adapter import Adapter
 from lth_core.config import (
-    DomainConfig, ImpConfig, RunOptions, check_finite, config_hash, full_dict, identity_dict, parse_overrides,
+    DomainConfig,
+    ImpConfig,
+    RunOptions,
+    check_finite,
+    config_hash,
+    full_dict,
+    identity_dict,
+    parse_overrides,
 )
 from lth_core.controls import ControlInput
 from lth_core.errors import UsageError
@@ -44,13 +52,14 @@ def derived_seed(*parts: Any) -> int:
     return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)
 
 
-def run_identity(domain: str, imp: ImpConfig, config: DomainConfig, ticket_source_hash: str | None = None) -> dict[str, Any]:
+def run_identity(
+    domain: str, imp: ImpConfig, config: DomainConfig, ticket_source_hash: str | None = None
+) -> dict[str, Any]:
     """What names a run: its hash is the folder name, so equal identities resume, different ones never mix.
 
     The domain config's part is its identity fields and the values its `identity_extras()` resolves."""
     domain_config = dict(sorted({**identity_dict(config), **config.identity_extras()}.items()))
-    return {"domain": domain, "imp": imp.identity(), "domain_config": domain_config,
-            "ticket_from": ticket_source_hash}
+    return {"domain": domain, "imp": imp.identity(), "domain_config": domain_config, "ticket_from": ticket_source_hash}
 
 
 def architecture_hash(model: nn.Module) -> str:
@@ -79,8 +88,10 @@ def check_overrides(groups: dict[str, str], overrides: dict[str, float], preset_
         if key not in preset_keys and not any(key == g or fnmatch.fnmatchcase(n, key) for n, g in groups.items()):
             names = list(groups)
             shown = ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "")
-            raise UsageError(f"--rate-overrides key {key!r} matches no group and no tensor name; valid groups: "
-                             f"{', '.join(sorted(set(groups.values())))}; tensors: {shown} (or a pattern like 'fc*')")
+            raise UsageError(
+                f"--rate-overrides key {key!r} matches no group and no tensor name; valid groups: "
+                f"{', '.join(sorted(set(groups.values())))}; tensors: {shown} (or a pattern like 'fc*')"
+            )
 
 
 class TicketSource:
@@ -101,19 +112,27 @@ class TicketSource:
             src_levels, src_trials = int(self.meta["imp"]["levels"]), int(self.meta["imp"]["trials"])
             self.hash, src_rewind = str(self.meta["config_hash"]), int(self.meta["rewind_step"])
         except (KeyError, TypeError, ValueError):
-            raise UsageError(f"--ticket-from {path!r}: {folder / 'run.json'} lacks imp.levels, imp.trials, "
-                             "config_hash or rewind_step (not a run record of this tool)") from None
+            raise UsageError(
+                f"--ticket-from {path!r}: {folder / 'run.json'} lacks imp.levels, imp.trials, "
+                "config_hash or rewind_step (not a run record of this tool)"
+            ) from None
         there = self.meta.get("architecture_hash")
         if adapter.domain != self.meta.get("domain") or here != there:
-            raise UsageError(f"--ticket-from {path!r}: architecture differs ({self.meta.get('domain')}/"
-                             f"{self.meta.get('task')} {there} vs {adapter.domain}/{adapter.task()} {here})")
+            raise UsageError(
+                f"--ticket-from {path!r}: architecture differs ({self.meta.get('domain')}/"
+                f"{self.meta.get('task')} {there} vs {adapter.domain}/{adapter.task()} {here})"
+            )
         if imp.levels > src_levels or imp.trials > src_trials:
-            raise UsageError(f"--ticket-from {path!r} has {src_levels} levels x {src_trials} trials; "
-                             f"asked for {imp.levels} x {imp.trials}")
+            raise UsageError(
+                f"--ticket-from {path!r} has {src_levels} levels x {src_trials} trials; "
+                f"asked for {imp.levels} x {imp.trials}"
+            )
         rewind = imp.rewind_at(adapter.budget())
         if imp.levels and rewind != src_rewind:  # its rewind weights are those of step src_rewind
-            raise UsageError(f"--ticket-from {path!r} rewound its tickets to step {src_rewind}, this run to step "
-                             f"{rewind}; pass --rewind-step {src_rewind} to train them from where they were rewound")
+            raise UsageError(
+                f"--ticket-from {path!r} rewound its tickets to step {src_rewind}, this run to step "
+                f"{rewind}; pass --rewind-step {src_rewind} to train them from where they were rewound"
+            )
         self.states = self._read_all(adapter, imp)
 
     def _read_all(self, adapter: Adapter, imp: ImpConfig) -> dict[str, StateDict]:
@@ -129,19 +148,27 @@ class TicketSource:
         for name in names:
             f = self.store.state_path(name)
             if not f.is_file():
-                raise UsageError(f"--ticket-from {self.store.path}: missing {f.name} in state/ "
-                                 "(run it to the end first)")
+                raise UsageError(
+                    f"--ticket-from {self.store.path}: missing {f.name} in state/ (run it to the end first)"
+                )
             try:
                 state = torch.load(f, map_location="cpu", weights_only=True, mmap=True)
             except Exception as e:  # truncated, garbage, not ours: refused, and left where it is
-                raise UsageError(f"--ticket-from: {f} is unreadable ({type(e).__name__}); that folder is only read "
-                                 "here, so nothing in it was changed") from None
+                raise UsageError(
+                    f"--ticket-from: {f} is unreadable ({type(e).__name__}); that folder is only read "
+                    "here, so nothing in it was changed"
+                ) from None
             whole = name not in masks  # weights name every tensor, a mask only the prunable ones
-            if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
-                    and (set(state) == set(shapes) if whole else set(state) <= set(shapes))
-                    and all(tuple(v.shape) == shapes[k] for k, v in state.items())):
-                raise UsageError(f"--ticket-from: {f} does not hold this run's tensors (names and shapes of "
-                                 f"{adapter.domain}/{adapter.task()})")
+            if not (
+                isinstance(state, dict)
+                and all(isinstance(v, torch.Tensor) for v in state.values())
+                and (set(state) == set(shapes) if whole else set(state) <= set(shapes))
+                and all(tuple(v.shape) == shapes[k] for k, v in state.items())
+            ):
+                raise UsageError(
+                    f"--ticket-from: {f} does not hold this run's tensors (names and shapes of "
+                    f"{adapter.domain}/{adapter.task()})"
+                )
             out[name] = state
         return out
 
@@ -151,8 +178,15 @@ class TicketSource:
 
 
 class ImpRunner:
-    def __init__(self, adapter: Adapter, factory: AdapterFactory, imp: ImpConfig, options: RunOptions,
-                 preset: str = "", validated: bool = False) -> None:
+    def __init__(
+        self,
+        adapter: Adapter,
+        factory: AdapterFactory,
+        imp: ImpConfig,
+        options: RunOptions,
+        preset: str = "",
+        validated: bool = False,
+    ) -> None:
         """`validated`: the caller (the CLI) has validated `imp` and the adapter's config already."""
         if not validated:
             imp.validate()
@@ -167,8 +201,11 @@ class ImpRunner:
         model = adapter.build(imp.seed)  # the one model built here: names, shapes, groups and architecture
         self.groups = adapter.prunable(model, imp.prune_biases)
         preset_imp = getattr(type(adapter), "presets", {}).get(preset)
-        check_overrides(self.groups, imp.overrides(),
-                        set(parse_overrides(preset_imp.imp.get("rate_overrides", ""))) if preset_imp else set())
+        check_overrides(
+            self.groups,
+            imp.overrides(),
+            set(parse_overrides(preset_imp.imp.get("rate_overrides", ""))) if preset_imp else set(),
+        )
         self.shapes = {n: tuple(v.shape) for n, v in model.state_dict().items() if n in self.groups}
         self.arch_hash = architecture_hash(model)
         del model
@@ -186,14 +223,27 @@ class ImpRunner:
 
     # ---- metadata ----------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
-        return {"config_hash": self.hash, "identity": self.identity, "domain": self.adapter.domain,
-                "task": self.adapter.task(), "preset": self.preset, "imp": full_dict(self.imp),
-                "domain_config": full_dict(self.adapter.config), "options": full_dict(self.options),
-                "seed": self.imp.seed, "metric": self.metric.__dict__, "budget": self.budget,
-                "rewind_step": self.rewind, "prunable": self.groups, "rates": self.rates,
-                "architecture_hash": self.arch_hash, "versions": self.versions(), "git_commit": git_commit(),
-                "ticket_from": {"path": self.options.ticket_from, "config_hash": self.source.hash} if self.source else None,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        return {
+            "config_hash": self.hash,
+            "identity": self.identity,
+            "domain": self.adapter.domain,
+            "task": self.adapter.task(),
+            "preset": self.preset,
+            "imp": full_dict(self.imp),
+            "domain_config": full_dict(self.adapter.config),
+            "options": full_dict(self.options),
+            "seed": self.imp.seed,
+            "metric": self.metric.__dict__,
+            "budget": self.budget,
+            "rewind_step": self.rewind,
+            "prunable": self.groups,
+            "rates": self.rates,
+            "architecture_hash": self.arch_hash,
+            "versions": self.versions(),
+            "git_commit": git_commit(),
+            "ticket_from": {"path": self.options.ticket_from, "config_hash": self.source.hash} if self.source else None,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
 
     def versions(self) -> dict[str, str]:
         """Versions of the engine's packages and of those the adapter declares (`Adapter.packages`)."""
@@ -221,14 +271,24 @@ class ImpRunner:
             return Mask({k: v.bool() for k, v in saved.items()})
         src = self.schedule.source(level)
         seed = derived_seed(self.imp.seed, level, trial)
-        score = ScoringHook(self.adapter.build, self.adapter.training_loss, seed) \
-            if "training_loss" in self.adapter.capabilities() else None
+        score = (
+            ScoringHook(self.adapter.build, self.adapter.training_loss, seed)
+            if "training_loss" in self.adapter.capabilities()
+            else None
+        )
         rewind = self.rewind_weights(store, trial) if self._has_rewind(store, trial) else None
-        mask = self.strategy(PruneStep(
-            weights=self._prunable_weights(self.source_weights(store, src, trial)),
-            mask=self.mask_for(store, src.mask_level, trial), rates=self.schedule.rates(level, self.rates),
-            global_names=self.global_names, seed=seed, initial=self.init_weights(store, trial), rewind=rewind,
-            score=score))
+        mask = self.strategy(
+            PruneStep(
+                weights=self._prunable_weights(self.source_weights(store, src, trial)),
+                mask=self.mask_for(store, src.mask_level, trial),
+                rates=self.schedule.rates(level, self.rates),
+                global_names=self.global_names,
+                seed=seed,
+                initial=self.init_weights(store, trial),
+                rewind=rewind,
+                score=score,
+            )
+        )
         store.save_state(name, mask.to_state())
         return mask
 
@@ -237,8 +297,9 @@ class ImpRunner:
         if src.weights == "initial":
             return self.init_weights(store, trial)
         if src.weights != "final":
-            raise RuntimeError(f"schedule {self.imp.schedule!r} asks for {src.weights!r} weights; the runner has "
-                               f"'final' and 'initial'")
+            raise RuntimeError(
+                f"schedule {self.imp.schedule!r} asks for {src.weights!r} weights; the runner has 'final' and 'initial'"
+            )
         trained = store.load_state(store.final_name(src.level, trial))
         if trained is None:
             raise RuntimeError(f"trained weights of level {src.level} trial {trial} are missing")
@@ -258,8 +319,17 @@ class ImpRunner:
             seed = self.trial_seed(t)
             final_name = store.final_name(level, t) if keep_final else None
             if level == 0:
-                job = Job(level=0, kind=DENSE, trial=t, seed=seed, weights=self.init_weights(store, t), mask=None,
-                          budget=self.budget, capture_steps=(self.rewind,), keep_final_weights=keep_final)
+                job = Job(
+                    level=0,
+                    kind=DENSE,
+                    trial=t,
+                    seed=seed,
+                    weights=self.init_weights(store, t),
+                    mask=None,
+                    budget=self.budget,
+                    capture_steps=(self.rewind,),
+                    keep_final_weights=keep_final,
+                )
                 if not self._done(store, job.key, final_name) or not self._has_rewind(store, t):
                     jobs.append(job)
                 continue
@@ -267,19 +337,43 @@ class ImpRunner:
                 continue  # the ticket this level prunes from failed: this trial stops here
             mask = self.mask_for(store, level, t)
             rewind = self.rewind_weights(store, t)
-            ticket = Job(level=level, kind=TICKET, trial=t, seed=seed, weights=rewind, mask=mask.to_state(),
-                         budget=self.budget, start_step=self.rewind, keep_final_weights=keep_final)
+            ticket = Job(
+                level=level,
+                kind=TICKET,
+                trial=t,
+                seed=seed,
+                weights=rewind,
+                mask=mask.to_state(),
+                budget=self.budget,
+                start_step=self.rewind,
+                keep_final_weights=keep_final,
+            )
             if not self._done(store, ticket.key, final_name):
                 jobs.append(ticket)
             for c in self.controls:
                 key = store.job_key(level, c, t)
                 if self._done(store, key, None):
                     continue
-                weights, cmask = self.control_set[c](ControlInput(
-                    ticket_mask=mask, rewind_weights=rewind, fresh_weights=self.adapter.initial_weights,
-                    seed=derived_seed(self.imp.seed, "control", c, level, t)))
-                jobs.append(Job(level=level, kind=c, trial=t, seed=seed, weights=weights, mask=cmask.to_state(),
-                                budget=self.budget, start_step=self.rewind))
+                weights, cmask = self.control_set[c](
+                    ControlInput(
+                        ticket_mask=mask,
+                        rewind_weights=rewind,
+                        fresh_weights=self.adapter.initial_weights,
+                        seed=derived_seed(self.imp.seed, "control", c, level, t),
+                    )
+                )
+                jobs.append(
+                    Job(
+                        level=level,
+                        kind=c,
+                        trial=t,
+                        seed=seed,
+                        weights=weights,
+                        mask=cmask.to_state(),
+                        budget=self.budget,
+                        start_step=self.rewind,
+                    )
+                )
         return jobs
 
     def _level_done(self, store: RunStore, level: int, trial: int) -> bool:
@@ -309,16 +403,34 @@ class ImpRunner:
     # ---- rows ----------------------------------------------------------------------------------
     def row(self, job: Job, out: Outcome) -> dict[str, Any]:
         mask = Mask(job.mask) if job.mask is not None else None
-        row = {"domain": self.adapter.domain, "task": self.adapter.task(), "kind": job.kind, "level": job.level,
-               "trial": job.trial, "density": mask.density if mask else 1.0, "metric": self.metric.name,
-               "score": out.score, "early_stop_step": out.early_stop_step, "final_score": out.final_score,
-               "higher_is_better": self.metric.higher_is_better, "seed": job.seed, "wall_seconds": round(out.wall_seconds, 3),
-               "config_hash": self.hash, "status": out.status, "error": out.error, "val_metric": self.metric.val_name,
-               "val_at_stop": out.val_at_stop, "steps": out.steps, "start_step": job.start_step,
-               "kept": mask.num_kept if mask else None, "total": mask.num_total if mask else None,
-               "preset": self.preset, "git_commit": git_commit(),
-               "versions": json.dumps(self.versions(), sort_keys=True),
-               "config": json.dumps(self.identity, sort_keys=True, default=str)}
+        row = {
+            "domain": self.adapter.domain,
+            "task": self.adapter.task(),
+            "kind": job.kind,
+            "level": job.level,
+            "trial": job.trial,
+            "density": mask.density if mask else 1.0,
+            "metric": self.metric.name,
+            "score": out.score,
+            "early_stop_step": out.early_stop_step,
+            "final_score": out.final_score,
+            "higher_is_better": self.metric.higher_is_better,
+            "seed": job.seed,
+            "wall_seconds": round(out.wall_seconds, 3),
+            "config_hash": self.hash,
+            "status": out.status,
+            "error": out.error,
+            "val_metric": self.metric.val_name,
+            "val_at_stop": out.val_at_stop,
+            "steps": out.steps,
+            "start_step": job.start_step,
+            "kept": mask.num_kept if mask else None,
+            "total": mask.num_total if mask else None,
+            "preset": self.preset,
+            "git_commit": git_commit(),
+            "versions": json.dumps(self.versions(), sort_keys=True),
+            "config": json.dumps(self.identity, sort_keys=True, default=str),
+        }
         for k, v in out.extras.items():
             row.setdefault(k, v)
         return row
@@ -348,8 +460,13 @@ class ImpRunner:
         try:
             per_level = self.imp.trials * (1 + len(self.controls))
             total = self.imp.trials + self.imp.levels * per_level
-            with tqdm(total=total, desc=f"{self.adapter.domain} {self.adapter.task()}", unit="job",
-                      disable=not self.options.progress, dynamic_ncols=True) as bar:
+            with tqdm(
+                total=total,
+                desc=f"{self.adapter.domain} {self.adapter.task()}",
+                unit="job",
+                disable=not self.options.progress,
+                dynamic_ncols=True,
+            ) as bar:
                 for level in range(self.imp.levels + 1):
                     jobs = self.level_jobs(store, level)
                     expected = self.imp.trials if level == 0 else per_level

@@ -6,6 +6,7 @@ seeds, derived tables and the figure from the job records. A write cut short by 
 never committed, so it is removed (and noted). Contents are not checksummed: this catches truncated, empty,
 half-written and garbage files, which is what kills, full disks and careless copies leave behind.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,7 +49,11 @@ def _png(file: Path) -> str | None:
 
 
 DERIVED: dict[str, Callable[[Path], str | None]] = {
-    "results.csv": _csv, "summary.csv": _csv, "summary.md": _text, "figure1.png": _png}
+    "results.csv": _csv,
+    "summary.csv": _csv,
+    "summary.md": _text,
+    "figure1.png": _png,
+}
 
 
 def check_run_folder(store: RunStore) -> None:

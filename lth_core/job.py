@@ -1,4 +1,5 @@
 """Jobs and their outcomes: pure data, so they can cross a process or a cluster boundary."""
+
 from __future__ import annotations
 
 import math

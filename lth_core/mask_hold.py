@@ -11,6 +11,7 @@ hook sits on the Parameter, so a tied tensor has one hook). `reapply()` is the b
 loops call it after anything that writes weights outside an optimizer (a checkpoint load, a target
 network copy). `assert_held()` is what the tests and adapters check at the end of a training.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -37,8 +38,9 @@ def unique_parameters(model: nn.Module, names: list[str]) -> dict[str, nn.Parame
 class MaskHold:
     """Keeps `mask` applied to `model`'s Parameters until `release()` (or the end of a `with` block)."""
 
-    def __init__(self, model: nn.Module, mask: Mask, mirrors: Mapping[str, Sequence[Tensor]] | None = None,
-                 hooks: bool = True) -> None:
+    def __init__(
+        self, model: nn.Module, mask: Mask, mirrors: Mapping[str, Sequence[Tensor]] | None = None, hooks: bool = True
+    ) -> None:
         """`hooks=False` is for a loop that owns its optimizer: it calls `mask_grads()` after each backward,
         which masks in place (no allocation per tensor per step) instead of through gradient hooks."""
         self.model = model

@@ -1,4 +1,5 @@
 """Boolean masks over named tensors: exact density accounting, nesting checks, plain-tensor persistence."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

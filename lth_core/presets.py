@@ -1,4 +1,5 @@
 """Named bundles of config values; a preset sets defaults, explicit CLI flags still win."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace

@@ -6,6 +6,7 @@ A domain's loop keeps control of its training (our own loop, SB3's `learn()` thr
 `Trainer`, a stacked loop of several jobs) and calls this object at each step it reaches; everything it
 needs from the domain goes through a `Trainee`: validate, test, and get/set the weights.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,8 +65,9 @@ class JobProtocol:
     `test_curve`: also read the test metric at every evaluation (a curve for plots; nothing selects on it).
     """
 
-    def __init__(self, job: Job, trainee: Trainee, grid: EvalGrid, val_higher_is_better: bool,
-                 test_curve: bool = False) -> None:
+    def __init__(
+        self, job: Job, trainee: Trainee, grid: EvalGrid, val_higher_is_better: bool, test_curve: bool = False
+    ) -> None:
         self.job, self.trainee, self.test_curve = job, trainee, test_curve
         self.tracker = EarlyStopTracker(val_higher_is_better=val_higher_is_better)
         self.points = grid.points(job.start_step, job.budget)
@@ -127,6 +129,14 @@ class JobProtocol:
                 self.trainee.load_weights(self.best_state)
                 best.test = self.trainee.test()
         assert best.test is not None and last.test is not None
-        return Outcome(score=best.test, final_score=last.test, early_stop_step=best.step, val_at_stop=best.val,
-                       steps=step - self.job.start_step, curve=self.tracker.curve, final_weights=final_weights,
-                       captured=self.captured, extras=dict(extras or {}))
+        return Outcome(
+            score=best.test,
+            final_score=last.test,
+            early_stop_step=best.step,
+            val_at_stop=best.val,
+            steps=step - self.job.start_step,
+            curve=self.tracker.curve,
+            final_weights=final_weights,
+            captured=self.captured,
+            extras=dict(extras or {}),
+        )

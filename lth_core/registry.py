@@ -1,4 +1,5 @@
 """Name -> implementation tables, so a new strategy, control, model or dataset is one decorated function."""
+
 from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar

@@ -7,6 +7,7 @@ initial weights (`at_init`) is one class returning `Source("initial")`; one that
 during a training (`early_bird`) adds a source kind for captured weights beside "final" and "initial".
 As a dataclass a schedule's `opt(...)` fields are its parameters (flags `--<name>-<field>`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -14,6 +14,7 @@ has read or written, so tables rebuilt after each level read no record file twic
 A folder opened with `RunStore.foreign` (another run's, read by --ticket-from, compare, report) is only read:
 damage there is a one-line UsageError naming the file, and nothing in it is moved, written or locked.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,9 +83,13 @@ class RunStore:
         try:
             self._lock.acquire()
         except Timeout:
-            raise UsageError(f"run folder {self.path} is locked by {self._holder()}; wait for it to finish or stop it") from None
-        atomic_write_json(self.path / ".lock.owner", {"pid": os.getpid(), "host": socket.gethostname(),
-                                                       "since": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            raise UsageError(
+                f"run folder {self.path} is locked by {self._holder()}; wait for it to finish or stop it"
+            ) from None
+        atomic_write_json(
+            self.path / ".lock.owner",
+            {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S")},
+        )
         run_json = self.path / "run.json"
         try:
             existing = self._read_json(run_json)
@@ -93,7 +98,9 @@ class RunStore:
             self._quarantine(run_json, "unreadable JSON; rewritten from this command's config")
         if existing is not None and existing.get("config_hash") != meta["config_hash"]:
             self.close()
-            raise UsageError(f"{run_json} belongs to config {existing.get('config_hash', '?')[:12]}, not {meta['config_hash'][:12]}")
+            raise UsageError(
+                f"{run_json} belongs to config {existing.get('config_hash', '?')[:12]}, not {meta['config_hash'][:12]}"
+            )
         if existing is None:
             atomic_write_json(run_json, {**meta, "recovered": list(self.recovered)})
         self.jobs_dir.mkdir(exist_ok=True)
@@ -120,8 +127,9 @@ class RunStore:
         if m is None:
             raise UsageError(f"{self.path} is not a run folder (no readable run.json)")
         if not isinstance(m, dict):
-            raise UsageError(f"{self.path / 'run.json'} holds a JSON {type(m).__name__}, "
-                             "not a run's record (an object)")
+            raise UsageError(
+                f"{self.path / 'run.json'} holds a JSON {type(m).__name__}, not a run's record (an object)"
+            )
         return m
 
     def update_meta(self, **fields: Any) -> None:

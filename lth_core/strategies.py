@@ -6,6 +6,7 @@ A strategy is one registered `Strategy` class; as a dataclass its `opt(...)` fie
 magnitude are broken by position, so results are deterministic. `rates[name]` is the fraction to remove from
 that tensor this step (0 = untouched).
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -155,7 +156,7 @@ class MagnitudeGlobal(Strategy):
             sizes = [step.mask[n].numel() for n in ranked]
             offsets = torch.tensor([0] + sizes[:-1]).cumsum(0)
             for off, size, n in zip(offsets.tolist(), sizes, ranked):
-                kept_here = torch.nonzero(keep[off:off + size]).flatten()
+                kept_here = torch.nonzero(keep[off : off + size]).flatten()
                 if kept_here.numel():  # protect each tensor's largest survivor from global removal
                     scores[off + kept_here[torch.argmax(scores[off + kept_here])]] = float("inf")
             n_remove = min(_n_remove(int(keep.sum()), rate), int(torch.isfinite(scores).sum()))

@@ -7,6 +7,7 @@ the next layer's input channels; a residual stage ties several convolutions' out
 family; a Transformer layer's heads are blocks of `head_dim` rows of q/k/v and columns of the
 out-projection. Removing group i means zeroing (or physically dropping) all of it at once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,8 +40,10 @@ class GroupFamily:
                 raise ValueError(f"group family {self.name!r}: no tensor {m.tensor!r}")
             size = shapes[m.tensor][m.dim]
             if size != self.count * m.width:
-                raise ValueError(f"group family {self.name!r}: {m.tensor} has {size} entries along dim {m.dim}, "
-                                 f"expected {self.count} groups x {m.width}")
+                raise ValueError(
+                    f"group family {self.name!r}: {m.tensor} has {size} entries along dim {m.dim}, "
+                    f"expected {self.count} groups x {m.width}"
+                )
 
     def member_mask(self, member: Coupled, keep: Tensor, shape: tuple[int, ...]) -> Tensor:
         """Boolean mask of `shape` keeping the groups where `keep` (a [count] bool tensor) is True."""
@@ -50,8 +53,9 @@ class GroupFamily:
         return along.view(view).expand(shape).clone()
 
 
-def group_masks(families: list[GroupFamily], keep: Mapping[str, Tensor],
-                shapes: Mapping[str, tuple[int, ...]]) -> dict[str, Tensor]:
+def group_masks(
+    families: list[GroupFamily], keep: Mapping[str, Tensor], shapes: Mapping[str, tuple[int, ...]]
+) -> dict[str, Tensor]:
     """Element masks of every member tensor from per-family group keeps (a tensor in several families
     keeps an entry only where all of them keep it)."""
     out: dict[str, Tensor] = {}

@@ -5,6 +5,7 @@ Level 0 is recorded as kind 'dense' at density 1.0: the reference every curve st
 metric's units; `advantage` has the sign flipped for lower-is-better metrics so that > 0 always means
 the ticket did better.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -16,8 +17,23 @@ from lth_core.atomic import atomic_write, atomic_write_text
 if TYPE_CHECKING:
     from lth_core.store import RunStore
 
-CONTRACT_COLUMNS = ["domain", "task", "kind", "level", "trial", "density", "metric", "score", "early_stop_step",
-                    "final_score", "higher_is_better", "seed", "wall_seconds", "config_hash", "status"]
+CONTRACT_COLUMNS = [
+    "domain",
+    "task",
+    "kind",
+    "level",
+    "trial",
+    "density",
+    "metric",
+    "score",
+    "early_stop_step",
+    "final_score",
+    "higher_is_better",
+    "seed",
+    "wall_seconds",
+    "config_hash",
+    "status",
+]
 STATS = ["score", "early_stop_step", "final_score"]
 
 
@@ -47,10 +63,13 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     agg.columns = [f"{a}_{b}" for a, b in agg.columns]
     agg = agg.rename(columns={"score_count": "n"}).drop(columns=["early_stop_step_count", "final_score_count"])
     bad = df.groupby(keys, dropna=False)["status"].agg(
-        diverged=lambda s: int((s == "diverged").sum()), failed=lambda s: int((s == "failed").sum()))
+        diverged=lambda s: int((s == "diverged").sum()), failed=lambda s: int((s == "failed").sum())
+    )
     out = bad.join(agg, how="left").reset_index()
     out["n"] = out["n"].fillna(0).astype(int)
-    return out.sort_values(["domain", "task", "level", "kind"], ascending=[True, True, True, True]).reset_index(drop=True)
+    return out.sort_values(["domain", "task", "level", "kind"], ascending=[True, True, True, True]).reset_index(
+        drop=True
+    )
 
 
 def gaps(summary: pd.DataFrame) -> pd.DataFrame:
@@ -64,10 +83,19 @@ def gaps(summary: pd.DataFrame) -> pd.DataFrame:
         higher = bool(g["higher_is_better"].iloc[0])
         best = c.loc[c["score_mean"].idxmax() if higher else c["score_mean"].idxmin()]
         diff = float(t["score_mean"].iloc[0] - best["score_mean"])
-        rows.append({"domain": domain, "task": task, "level": int(g["level"].iloc[0]), "density": density,
-                     "ticket": float(t["score_mean"].iloc[0]), "best_control": best["kind"],
-                     "best_control_score": float(best["score_mean"]), "ticket_minus_best_control": diff,
-                     "advantage": diff if higher else -diff})
+        rows.append(
+            {
+                "domain": domain,
+                "task": task,
+                "level": int(g["level"].iloc[0]),
+                "density": density,
+                "ticket": float(t["score_mean"].iloc[0]),
+                "best_control": best["kind"],
+                "best_control_score": float(best["score_mean"]),
+                "ticket_minus_best_control": diff,
+                "advantage": diff if higher else -diff,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -82,8 +110,10 @@ def markdown(summary: pd.DataFrame, meta: dict | None = None) -> str:
     parts = []
     if meta:
         parts.append(f"# {meta.get('domain')} · {meta.get('task')} · config {meta.get('config_hash', '')[:12]}\n")
-        parts.append(f"preset `{meta.get('preset') or '-'}`, commit `{meta.get('git_commit', '?')}`, "
-                     f"rewind step {meta.get('rewind_step')}, budget {meta.get('budget')}\n")
+        parts.append(
+            f"preset `{meta.get('preset') or '-'}`, commit `{meta.get('git_commit', '?')}`, "
+            f"rewind step {meta.get('rewind_step')}, budget {meta.get('budget')}\n"
+        )
     if summary.empty:
         return "\n".join(parts + ["(no finished jobs yet)\n"])
     g = gaps(summary)

@@ -3,6 +3,7 @@
 Every fault field is `identity=False`, so a faulty run has the same config hash (and run folder name) as a
 clean run of the same toy config, and their tables can be compared row by row.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,21 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from toy_adapter import ToyAdapter, ToyConfig
 
 from lth_core.config import opt
 from lth_core.job import Job, Outcome
-from toy_adapter import ToyAdapter, ToyConfig
 
 
 @dataclass
 class FaultConfig(ToyConfig):
     """The toy config plus faults to inject; none of them is part of the run's identity."""
 
-    log: str = opt("", "append '<job key> <pid> <torch threads>' per training started, 'init <pid> <threads>' "
-                   "per adapter built", identity=False)
+    log: str = opt(
+        "",
+        "append '<job key> <pid> <torch threads>' per training started, 'init <pid> <threads>' per adapter built",
+        identity=False,
+    )
     die_key: str = opt("", "the process training this job kills itself (SIGKILL) mid-training", identity=False)
-    die_times: int = opt(0, "how many attempts of --die-key die (marker files beside --log count them)",
-                         identity=False)
+    die_times: int = opt(0, "how many attempts of --die-key die (marker files beside --log count them)", identity=False)
     raise_key: str = opt("", "this job raises RuntimeError on every attempt", identity=False)
     nan_key: str = opt("", "this job's loss turns NaN at step 10 (a diverged training)", identity=False)
     sleep: float = opt(0.0, "seconds to sleep per training, to widen a kill window", identity=False)

@@ -1,4 +1,5 @@
 """Helpers of the executor and fault-injection tests: runs of the fault adapter, table comparison, kill -9."""
+
 from __future__ import annotations
 
 import functools
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from fault_adapter import FaultAdapter, FaultConfig
 
 from lth_core.config import ImpConfig, RunOptions
 from lth_core.imp_runner import ImpRunner
-from fault_adapter import FaultAdapter, FaultConfig
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -23,22 +24,30 @@ QUICK = {"levels": 3, "trials": 2}  # the toy's quick preset: 2 dense + 3 levels
 VOLATILE = ["wall_seconds", "git_commit"]  # the only columns allowed to differ between two runs of one command
 TABLE = {"toy": "fault_adapter:FaultAdapter"}  # the domain table the CLI is given in these tests
 
-DRIVER = f'''import sys
+DRIVER = f"""import sys
 sys.path[:0] = [{str(ROOT)!r}, {str(TESTS)!r}]
 from benchmarks.run import main
 
 if __name__ == "__main__":  # worker processes re-import this file
     raise SystemExit(main(sys.argv[1:], table={TABLE!r}))
-'''
+"""
 
 
-def run_here(out: Path, executor: str = "local", imp: dict | None = None, workers: int = 2, preset: str = "",
-             cpus_per_job: float = 1.0, **faults) -> Path:
+def run_here(
+    out: Path,
+    executor: str = "local",
+    imp: dict | None = None,
+    workers: int = 2,
+    preset: str = "",
+    cpus_per_job: float = 1.0,
+    **faults,
+) -> Path:
     """One run of the fault adapter in this process; returns its run folder."""
     cfg = FaultConfig(**faults)
     options = RunOptions(out=str(out), executor=executor, workers=workers, cpus_per_job=cpus_per_job, progress=False)
-    runner = ImpRunner(FaultAdapter(cfg), functools.partial(FaultAdapter, cfg), ImpConfig(**(imp or QUICK)), options,
-                       preset=preset)
+    runner = ImpRunner(
+        FaultAdapter(cfg), functools.partial(FaultAdapter, cfg), ImpConfig(**(imp or QUICK)), options, preset=preset
+    )
     return runner.run()
 
 
@@ -79,8 +88,22 @@ def write_driver(where: Path) -> Path:
 
 
 def cli_args(out: Path, log: Path, executor: str = "local", *extra: str) -> list[str]:
-    return ["--domain", "toy", "--preset", "quick", "--out", str(out), "--executor", executor, "--workers", "2",
-            "--log", str(log), "--noprogress", *extra]
+    return [
+        "--domain",
+        "toy",
+        "--preset",
+        "quick",
+        "--out",
+        str(out),
+        "--executor",
+        executor,
+        "--workers",
+        "2",
+        "--log",
+        str(log),
+        "--noprogress",
+        *extra,
+    ]
 
 
 def session_pids(sid: int) -> list[int]:
@@ -113,8 +136,13 @@ class Driver:
     def __init__(self, driver: Path, args: list[str], stderr: Path) -> None:
         self.stderr = stderr
         with open(stderr, "wb") as err:
-            self.proc = subprocess.Popen([sys.executable, str(driver), *args], stdout=subprocess.DEVNULL, stderr=err,
-                                         start_new_session=True, cwd=ROOT)
+            self.proc = subprocess.Popen(
+                [sys.executable, str(driver), *args],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+                cwd=ROOT,
+            )
 
     def wait(self, timeout: float | None = None) -> int:
         return self.proc.wait(timeout=timeout)

@@ -1,14 +1,15 @@
 """benchmarks.compare reads run folders and never changes them: damage is one line naming the file, exit 2,
 and every folder it read is byte-identical afterwards (lock files included)."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from bad_input_tools import foreign_run, snapshot
-from benchmarks import compare
 from test_bad_input_report import DAMAGE
+
+from benchmarks import compare
 
 
 def run(capsys, *args) -> tuple[int, str, str]:

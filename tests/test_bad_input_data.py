@@ -1,5 +1,6 @@
 """No code from data: a crafted CIFAR pickle in --data-dir is refused before it can run, and damaged MNIST /
 CIFAR files are one line naming the file, exit 2, nothing written (checked when the config is validated)."""
+
 from __future__ import annotations
 
 import io
@@ -41,8 +42,11 @@ def write_cifar10(root: Path, n: int = 20) -> Path:
 
 
 def _idx(path: Path, array: np.ndarray) -> None:
-    path.write_bytes(struct.pack(">I", 0x0800 | array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
-                     + array.astype(np.uint8).tobytes())
+    path.write_bytes(
+        struct.pack(">I", 0x0800 | array.ndim)
+        + b"".join(struct.pack(">I", d) for d in array.shape)
+        + array.astype(np.uint8).tobytes()
+    )
 
 
 def write_mnist(root: Path, n: int = 120) -> Path:
@@ -78,8 +82,20 @@ def test_a_crafted_cifar_batch_is_refused_naming_the_file_and_never_runs(tmp_pat
     evil = {**_batch(20, 0), "filenames": Payload(marker)}
     (folder / "data_batch_1").write_bytes(pickle.dumps(evil))
     before = {p: p.read_bytes() for p in folder.iterdir()}
-    err = run_cli(capsys, tmp_path, "--dataset", "cifar10", "--model", "conv2", "--data-dir", str(tmp_path / "data"),
-                  "--val-size", "10", "--batch-size", "10")
+    err = run_cli(
+        capsys,
+        tmp_path,
+        "--dataset",
+        "cifar10",
+        "--model",
+        "conv2",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--val-size",
+        "10",
+        "--batch-size",
+        "10",
+    )
     assert str(folder / "data_batch_1") in err and "builtins.exec" in err and "refused" in err, err
     assert not marker.exists()
     assert {p: p.read_bytes() for p in folder.iterdir()} == before
@@ -96,9 +112,11 @@ def test_genuine_batches_load_at_every_pickle_protocol(tmp_path, protocol):
 
 def test_a_python2_batch_as_cifar_ships_it_reads_without_any_other_global():
     """cPickle protocol 2 from Python 2: str keys, the array's bytes as a str, numpy.core's reconstruct."""
-    py2 = (b"\x80\x02}q\x00(U\x04dataq\x01cnumpy.core.multiarray\n_reconstruct\nq\x02cnumpy\nndarray\nq\x03K\x00"
-           b"\x85U\x01b\x87Rq\x04(K\x01K\x02K\x02\x86cnumpy\ndtype\nq\x05U\x02u1K\x00K\x01\x87Rq\x06(K\x03U\x01|NNN"
-           b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tbI00\nU\x04\x01\x02\x03\x04tbu.")
+    py2 = (
+        b"\x80\x02}q\x00(U\x04dataq\x01cnumpy.core.multiarray\n_reconstruct\nq\x02cnumpy\nndarray\nq\x03K\x00"
+        b"\x85U\x01b\x87Rq\x04(K\x01K\x02K\x02\x86cnumpy\ndtype\nq\x05U\x02u1K\x00K\x01\x87Rq\x06(K\x03U\x01|NNN"
+        b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tbI00\nU\x04\x01\x02\x03\x04tbu."
+    )
     assert ArraysOnly(io.BytesIO(py2), encoding="latin1").load()["data"].tolist() == [[1, 2], [3, 4]]
 
 
@@ -139,8 +157,20 @@ IDX_DAMAGE = {
 def test_a_damaged_mnist_file_is_one_line_naming_it_from_the_cli(tmp_path, capsys, damage, name):
     raw = write_mnist(tmp_path / "data")
     IDX_DAMAGE[damage](raw / name)
-    err = run_cli(capsys, tmp_path, "--dataset", "mnist", "--model", "lenet_300_100",
-                  "--data-dir", str(tmp_path / "data"), "--val-size", "20", "--batch-size", "10")
+    err = run_cli(
+        capsys,
+        tmp_path,
+        "--dataset",
+        "mnist",
+        "--model",
+        "lenet_300_100",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--val-size",
+        "20",
+        "--batch-size",
+        "10",
+    )
     assert str(raw / name) in err, err
 
 

@@ -1,4 +1,5 @@
 """Preflight of numbers, seeds, --out and --rate-overrides: one line naming the value, exit 2, nothing written."""
+
 from __future__ import annotations
 
 import pytest
@@ -50,11 +51,17 @@ def test_the_override_error_lists_the_groups_and_tensors(tmp_path, capsys):
     assert "output" in err and "0.weight" in err
 
 
-@pytest.mark.parametrize("argv", [["--seed", str(SEED_LIMIT - 1)], ["--rate-overrides", "output=0.1,*.weight=0.3"],
-                                  ["--cpus-per-job", "1.0"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["--seed", str(SEED_LIMIT - 1)], ["--rate-overrides", "output=0.1,*.weight=0.3"], ["--cpus-per-job", "1.0"]],
+)
 def test_edge_values_that_are_valid_run(tmp_path, argv):
-    assert main(["--domain", "toy", "--levels", "1", "--trials", "1", *argv, "--out", str(tmp_path),
-                 "--noprogress"], TABLE) == 0
+    assert (
+        main(
+            ["--domain", "toy", "--levels", "1", "--trials", "1", *argv, "--out", str(tmp_path), "--noprogress"], TABLE
+        )
+        == 0
+    )
 
 
 @pytest.mark.parametrize("domain", ["rl", "vision"])
@@ -66,8 +73,11 @@ def test_every_presets_own_overrides_pass_the_check(tmp_path, domain):
 
     cls = load_adapter_class(domain)
     for name, preset in cls.presets.items():
-        if "rate_overrides" not in preset.imp or preset.domain.get("dataset", "mnist1d") not in ("mnist1d", None) \
-                and domain == "vision":
+        if (
+            "rate_overrides" not in preset.imp
+            or preset.domain.get("dataset", "mnist1d") not in ("mnist1d", None)
+            and domain == "vision"
+        ):
             continue  # vision presets on files need --data-dir; their keys (conv, fc, output) are the same
         plan = parse(["--out", str(tmp_path)], domain, name)
         adapter = plan.factory()()

@@ -1,12 +1,13 @@
 """benchmarks.report on foreign run folders: every string from them is escaped, and they are never written."""
+
 from __future__ import annotations
 
 import json
 from html.parser import HTMLParser
 
 import pytest
-
 from bad_input_tools import EVIL, foreign_run, snapshot
+
 from benchmarks import report
 
 
@@ -87,10 +88,14 @@ def _density_not_a_number(src):
     return "results.csv"
 
 
-DAMAGE = {"run.json of the wrong JSON type": _damage_run_json_type, "results.csv not text": _damage_results,
-          "results.csv missing": _missing_results, "run.json truncated": _truncated_run_json,
-          "run.json field of the wrong type": _run_json_field_of_the_wrong_type,
-          "density not a number": _density_not_a_number}
+DAMAGE = {
+    "run.json of the wrong JSON type": _damage_run_json_type,
+    "results.csv not text": _damage_results,
+    "results.csv missing": _missing_results,
+    "run.json truncated": _truncated_run_json,
+    "run.json field of the wrong type": _run_json_field_of_the_wrong_type,
+    "density not a number": _density_not_a_number,
+}
 
 
 @pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))

@@ -1,5 +1,6 @@
 """`--ticket-from` reads another run's folder and never changes it: damage there is one line naming the file,
 exit 2, nothing written under --out, and the source byte-identical (every path, lock files included)."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from bad_input_tools import snapshot
+
 from benchmarks.run import main
 
 TABLE = {"toy": "toy_adapter:ToyAdapter"}
@@ -87,10 +88,17 @@ def _locked(src):
     return _truncate(src)
 
 
-DAMAGE = {"truncated .pt": _truncate, "garbage .pt": _garbage, "missing .pt": _missing,
-          "tensors of another shape": _wrong_shapes, "a pickle weights_only refuses": _code_in_a_pt,
-          "run.json a list": _run_json_a_list, "run.json torn": _run_json_torn,
-          "run.json without imp": _run_json_without_imp, "locked and truncated": _locked}
+DAMAGE = {
+    "truncated .pt": _truncate,
+    "garbage .pt": _garbage,
+    "missing .pt": _missing,
+    "tensors of another shape": _wrong_shapes,
+    "a pickle weights_only refuses": _code_in_a_pt,
+    "run.json a list": _run_json_a_list,
+    "run.json torn": _run_json_torn,
+    "run.json without imp": _run_json_without_imp,
+    "locked and truncated": _locked,
+}
 
 
 @pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))

@@ -1,4 +1,5 @@
 """The batched executor trains each job as it would be trained alone (within float tolerance)."""
+
 import pytest
 import torch
 
@@ -14,32 +15,62 @@ def level_jobs(adapter, start=0):
     init = adapter.initial_weights(3)
     groups = adapter.prunable(adapter.build(0), False)
     weights = {n: init[n] for n in groups}
-    mask = STRATEGIES.get("magnitude_layerwise")(PruneStep(weights, Mask.ones_like(weights), resolve_rates(groups, 0.5, {}),
-                                                           global_names(groups, {})))
+    mask = STRATEGIES.get("magnitude_layerwise")(
+        PruneStep(weights, Mask.ones_like(weights), resolve_rates(groups, 0.5, {}), global_names(groups, {}))
+    )
     ci = ControlInput(mask, init, adapter.initial_weights, seed=11)
-    jobs = [Job(level=1, kind="ticket", trial=0, seed=7, weights=init, mask=mask.to_state(), budget=start + 40,
-                start_step=start, capture_steps=(start + 20,), keep_final_weights=True)]
+    jobs = [
+        Job(
+            level=1,
+            kind="ticket",
+            trial=0,
+            seed=7,
+            weights=init,
+            mask=mask.to_state(),
+            budget=start + 40,
+            start_step=start,
+            capture_steps=(start + 20,),
+            keep_final_weights=True,
+        )
+    ]
     for i, c in enumerate(("random_reinit", "random_mask")):
         w, m = CONTROLS.get(c)(ci)
-        jobs.append(Job(level=1, kind=c, trial=i, seed=8 + i, weights=w, mask=m.to_state(), budget=start + 40, start_step=start))
-    jobs.append(Job(level=0, kind="dense", trial=0, seed=9, weights=init, mask=None, budget=start + 40, start_step=start))
+        jobs.append(
+            Job(level=1, kind=c, trial=i, seed=8 + i, weights=w, mask=m.to_state(), budget=start + 40, start_step=start)
+        )
+    jobs.append(
+        Job(level=0, kind="dense", trial=0, seed=9, weights=init, mask=None, budget=start + 40, start_step=start)
+    )
     return jobs
 
 
-@pytest.mark.parametrize("model,optimizer,start,test_curve", [
-    ("mlp", "adam", 0, False),  # stacked batched matrix products (domains/vision/stacked_forward.py)
-    ("cnn1d", "sgd", 10, True),  # vmap(functional_call), as on a GPU
-    ("lenet_300_100", "adamw", 0, False),
-    ("lenet_300_100", "sgd", 0, True),
-])
+@pytest.mark.parametrize(
+    "model,optimizer,start,test_curve",
+    [
+        ("mlp", "adam", 0, False),  # stacked batched matrix products (domains/vision/stacked_forward.py)
+        ("cnn1d", "sgd", 10, True),  # vmap(functional_call), as on a GPU
+        ("lenet_300_100", "adamw", 0, False),
+        ("lenet_300_100", "sgd", 0, True),
+    ],
+)
 def test_batched_jobs_match_jobs_trained_alone(model, optimizer, start, test_curve, monkeypatch):
     import domains.vision.batched_training as vb
 
     monkeypatch.setattr(vb, "vmap_pays", lambda model, device: vb.batchable(model))  # the GPU's choice, here
     torch.set_num_threads(1)
-    cfg = VisionConfig(dataset="mnist1d", model=model, optimizer=optimizer, lr=0.01 if optimizer == "sgd" else 1e-3,
-                       momentum=0.9, weight_decay=1e-4, iterations=50, eval_every=10, batch_size=32,
-                       mnist1d_samples=1500, test_curve=test_curve)
+    cfg = VisionConfig(
+        dataset="mnist1d",
+        model=model,
+        optimizer=optimizer,
+        lr=0.01 if optimizer == "sgd" else 1e-3,
+        momentum=0.9,
+        weight_decay=1e-4,
+        iterations=50,
+        eval_every=10,
+        batch_size=32,
+        mnist1d_samples=1500,
+        test_curve=test_curve,
+    )
     if model == "lenet_300_100":
         cfg = VisionConfig(**{**cfg.__dict__, "dataset": "digits"})
     adapter = VisionAdapter(cfg)
@@ -84,8 +115,12 @@ def test_models_without_a_stacked_forward_train_in_turn_on_a_cpu_exactly_as_alon
     assert together is not None
     for job, out in zip(jobs, together):
         alone = adapter.train(job)
-        assert (out.status, out.score, out.final_score, out.early_stop_step) == \
-               (alone.status, alone.score, alone.final_score, alone.early_stop_step)
+        assert (out.status, out.score, out.final_score, out.early_stop_step) == (
+            alone.status,
+            alone.score,
+            alone.final_score,
+            alone.early_stop_step,
+        )
         assert [p.val for p in out.curve] == [p.val for p in alone.curve]
 
 
@@ -108,15 +143,25 @@ def _executor(adapter, monkeypatch, cores):
 
 
 @pytest.mark.parametrize("model,cores", [("mlp", 1), ("mlp", 2), ("mlp", 3), ("cnn1d", 2)])
-def test_batched_executor_splits_a_level_into_stacks_on_threads_and_pairs_each_job_with_its_outcome(monkeypatch, model,
-                                                                                                    cores):
+def test_batched_executor_splits_a_level_into_stacks_on_threads_and_pairs_each_job_with_its_outcome(
+    monkeypatch, model, cores
+):
     dataset = "mnist1d" if model == "cnn1d" else "digits"
     if model == "cnn1d":  # the vmap path (a GPU's choice) must be safe on threads too
         import domains.vision.batched_training as vb
 
         monkeypatch.setattr(vb, "vmap_pays", lambda model, device: vb.batchable(model))
-    adapter = VisionAdapter(VisionConfig(dataset=dataset, model=model, optimizer="adam", iterations=30, eval_every=10,
-                                         batch_size=32, mnist1d_samples=1500))
+    adapter = VisionAdapter(
+        VisionConfig(
+            dataset=dataset,
+            model=model,
+            optimizer="adam",
+            iterations=30,
+            eval_every=10,
+            batch_size=32,
+            mnist1d_samples=1500,
+        )
+    )
     assert adapter.batch_stacks(4, cores) == min(4, cores)
     jobs = level_jobs(adapter)
     jobs[-1].start_step, jobs[-1].budget = 0, 30  # a job with another schedule trains in a group of its own
@@ -147,8 +192,10 @@ def test_a_stack_of_dense_jobs_trains():
     """Jobs with no mask at all (a level 0 of dense trials) stack too: no masked tensor to apply."""
     torch.set_num_threads(1)
     adapter = VisionAdapter(VisionConfig(dataset="digits", model="mlp", iterations=6, eval_every=3))
-    jobs = [Job(level=0, kind="dense", trial=i, seed=i, weights=adapter.initial_weights(i), mask=None, budget=6)
-            for i in range(2)]
+    jobs = [
+        Job(level=0, kind="dense", trial=i, seed=i, weights=adapter.initial_weights(i), mask=None, budget=6)
+        for i in range(2)
+    ]
     outs = adapter.train_batch(jobs)
     assert outs is not None and [o.status for o in outs] == ["ok", "ok"]
     for job, out in zip(jobs, outs):
@@ -158,8 +205,7 @@ def test_a_stack_of_dense_jobs_trains():
 
 def test_a_diverged_job_gets_its_outcome_and_the_others_go_on():
     torch.set_num_threads(1)
-    adapter = VisionAdapter(VisionConfig(dataset="digits", model="mlp", optimizer="adam", iterations=20,
-                                         eval_every=5))
+    adapter = VisionAdapter(VisionConfig(dataset="digits", model="mlp", optimizer="adam", iterations=20, eval_every=5))
     jobs = level_jobs(adapter)
     for j in jobs:
         j.budget = 20
@@ -188,8 +234,7 @@ def test_a_stack_validates_all_its_jobs_in_one_pass_per_point(monkeypatch):
 
     monkeypatch.setattr(vb.StackEval, "compute", counted)
     torch.set_num_threads(1)
-    adapter = VisionAdapter(VisionConfig(dataset="digits", model="mlp", optimizer="adam", iterations=40,
-                                         eval_every=10))
+    adapter = VisionAdapter(VisionConfig(dataset="digits", model="mlp", optimizer="adam", iterations=40, eval_every=10))
     data = adapter.data()
     jobs = level_jobs(adapter)
     outs = adapter.train_batch(jobs)

@@ -1,11 +1,12 @@
 """Bad input from the command line: one line naming the value and the choices, exit 2, nothing written."""
+
 import pytest
+from toy_adapter import ToyAdapter, ToyConfig
 
 from benchmarks.run import main
 from lth_core.config import ImpConfig, config_hash
-from lth_core.presets import apply
 from lth_core.imp_runner import run_identity
-from toy_adapter import ToyAdapter, ToyConfig
+from lth_core.presets import apply
 
 TABLE = {"toy": "toy_adapter:ToyAdapter"}
 
@@ -47,8 +48,24 @@ def test_ticket_from_with_another_architecture_is_refused_before_writing(tmp_pat
     main(["--domain", "toy", "--levels", "1", "--trials", "1", "--out", str(tmp_path / "a"), "--noprogress"], TABLE)
     src = next((tmp_path / "a").iterdir())
     with pytest.raises(SystemExit) as e:
-        main(["--domain", "toy", "--levels", "1", "--trials", "1", "--hidden", "8", "--ticket-from", str(src),
-              "--out", str(tmp_path / "b"), "--noprogress"], TABLE)
+        main(
+            [
+                "--domain",
+                "toy",
+                "--levels",
+                "1",
+                "--trials",
+                "1",
+                "--hidden",
+                "8",
+                "--ticket-from",
+                str(src),
+                "--out",
+                str(tmp_path / "b"),
+                "--noprogress",
+            ],
+            TABLE,
+        )
     assert e.value.code == 2 and "architecture differs" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
 
@@ -100,8 +117,9 @@ PINNED = {
 def preset_hash(cls, name, **flags):
     """The hash the CLI writes for `--preset name` (and `flags`): the runner's identity of the parsed configs."""
     preset = cls.presets[name]
-    return config_hash(run_identity(cls.domain, apply(ImpConfig(), preset.imp),
-                                    apply(cls.Config(), {**preset.domain, **flags})))
+    return config_hash(
+        run_identity(cls.domain, apply(ImpConfig(), preset.imp), apply(cls.Config(), {**preset.domain, **flags}))
+    )
 
 
 NEEDS_DATA = {("nlp", "multi30k"): "multi30k"}  # presets whose identity reads a data folder of ../shared/data
@@ -137,8 +155,9 @@ def test_preset_hashes_are_pinned():
     assert preset_hash(ToyAdapter, "quick") == PINNED[("toy", "quick")]
     assert preset_hash(ToyAdapter, "quick") != config_hash(run_identity("toy", ImpConfig(), ToyConfig(hidden=33)))
     # fields outside the identity leave the hash alone
-    assert config_hash(run_identity("toy", ImpConfig(), ToyConfig(device="cuda"))) == \
-        config_hash(run_identity("toy", ImpConfig(), ToyConfig()))
+    assert config_hash(run_identity("toy", ImpConfig(), ToyConfig(device="cuda"))) == config_hash(
+        run_identity("toy", ImpConfig(), ToyConfig())
+    )
 
 
 def test_nlp_quick_pin_is_what_the_cli_parses_and_validates():

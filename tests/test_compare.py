@@ -1,4 +1,5 @@
 """benchmarks.compare: alignment, Welch's test, exit codes, formats — on real toy runs and hand-made tables."""
+
 from __future__ import annotations
 
 import functools
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from toy_adapter import ToyAdapter, ToyConfig
 
 from benchmarks import compare
 from benchmarks.compare import CompareConfig, density_cells
@@ -19,19 +21,23 @@ from benchmarks.run_folders import Run
 from benchmarks.significance import holm, welch
 from lth_core.config import ImpConfig, RunOptions
 from lth_core.imp_runner import ImpRunner
-from toy_adapter import ToyAdapter, ToyConfig
 
 
 @functools.cache
 def build_toy_runs(root: Path) -> dict[str, Path]:
     """Three small real runs: a baseline, a broken one (learning rate 1e-4: near chance), another pruning rate."""
+
     def run(name: str, imp: ImpConfig, **kw) -> Path:
         cfg = ToyConfig(steps=40, **kw)
-        return ImpRunner(ToyAdapter(cfg), lambda: ToyAdapter(cfg), imp, RunOptions(out=str(root / name), progress=False)).run()
+        return ImpRunner(
+            ToyAdapter(cfg), lambda: ToyAdapter(cfg), imp, RunOptions(out=str(root / name), progress=False)
+        ).run()
 
-    return {"base": run("base", ImpConfig(levels=2, trials=3)),
-            "broken": run("broken", ImpConfig(levels=2, trials=3), lr=1e-4),
-            "rate": run("rate", ImpConfig(levels=2, trials=3, rate=0.36))}
+    return {
+        "base": run("base", ImpConfig(levels=2, trials=3)),
+        "broken": run("broken", ImpConfig(levels=2, trials=3), lr=1e-4),
+        "rate": run("rate", ImpConfig(levels=2, trials=3, rate=0.36)),
+    }
 
 
 @pytest.fixture(scope="session")
@@ -80,19 +86,26 @@ def test_csv_keeps_stdout_clean_and_notes_on_stderr(toy_runs, capsys):
     assert "differs in domain_config.lr 0.01 → 0.0001" in err
 
 
-@pytest.mark.parametrize("args", [
-    ["{base}", "{missing}"],
-    ["{base}", "{file}"],
-    ["{base}", "{empty}"],
-    ["{base}", "{base}", "--format", "xml"],
-    ["{base}", "{base}", "--alpha", "2"],
-    ["{base}", "{base}", "--value", "bleu"],
-    [],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["{base}", "{missing}"],
+        ["{base}", "{file}"],
+        ["{base}", "{empty}"],
+        ["{base}", "{base}", "--format", "xml"],
+        ["{base}", "{base}", "--alpha", "2"],
+        ["{base}", "{base}", "--value", "bleu"],
+        [],
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(toy_runs, tmp_path, capsys, args):
     (tmp_path / "empty").mkdir()
-    paths = {"base": toy_runs["base"], "missing": tmp_path / "nope", "file": toy_runs["base"] / "results.csv",
-             "empty": tmp_path / "empty"}
+    paths = {
+        "base": toy_runs["base"],
+        "missing": tmp_path / "nope",
+        "file": toy_runs["base"] / "results.csv",
+        "empty": tmp_path / "empty",
+    }
     code, out, err = cli(capsys, *[a.format(**paths) for a in args])
     assert code == 2
     assert out == "" and len(err.strip().splitlines()) == 1 and err.startswith("error: ")
@@ -140,11 +153,31 @@ def test_a_ticket_that_no_longer_trains_is_a_regression(toy_runs, tmp_path, caps
     assert "[3 failed]" in out and "✗ failed" in out
 
 
-def synthetic_run(name: str, cells: dict[tuple[str, float], list[float]], metric: str = "accuracy",
-                  higher: bool = True, task: str = "t/m") -> Run:
-    rows = [{"domain": "d", "task": task, "kind": k, "level": 0, "trial": i, "density": dens, "metric": metric,
-             "score": v, "early_stop_step": 1, "final_score": v, "higher_is_better": higher, "status": "ok"}
-            for (k, dens), vals in cells.items() for i, v in enumerate(vals)]
+def synthetic_run(
+    name: str,
+    cells: dict[tuple[str, float], list[float]],
+    metric: str = "accuracy",
+    higher: bool = True,
+    task: str = "t/m",
+) -> Run:
+    rows = [
+        {
+            "domain": "d",
+            "task": task,
+            "kind": k,
+            "level": 0,
+            "trial": i,
+            "density": dens,
+            "metric": metric,
+            "score": v,
+            "early_stop_step": 1,
+            "final_score": v,
+            "higher_is_better": higher,
+            "status": "ok",
+        }
+        for (k, dens), vals in cells.items()
+        for i, v in enumerate(vals)
+    ]
     return Run(Path(f"/x/{name}"), {"identity": {"imp": {"rate": 0.2}}}, pd.DataFrame(rows))
 
 
@@ -163,8 +196,12 @@ def test_close_densities_share_a_cell_and_far_ones_do_not():
 
 
 def test_lower_is_better_direction_and_untested_cells():
-    a = synthetic_run("a", {("ticket", 0.5): [10.0, 10.2, 9.9], ("dense", 1.0): [8.0]}, metric="perplexity", higher=False)
-    b = synthetic_run("b", {("ticket", 0.5): [14.0, 14.3, 13.8], ("dense", 1.0): [9.0]}, metric="perplexity", higher=False)
+    a = synthetic_run(
+        "a", {("ticket", 0.5): [10.0, 10.2, 9.9], ("dense", 1.0): [8.0]}, metric="perplexity", higher=False
+    )
+    b = synthetic_run(
+        "b", {("ticket", 0.5): [14.0, 14.3, 13.8], ("dense", 1.0): [9.0]}, metric="perplexity", higher=False
+    )
     comp = run_compare(a, b, regression_kinds="ticket,dense")
     by_kind = comp.diffs.set_index("kind")
     assert by_kind.loc["ticket", "verdict"] == "worse" and by_kind.loc["ticket", "regression"]  # higher perplexity
@@ -186,7 +223,7 @@ def test_welch_matches_the_textbook_formula():
     a, b = [1.0, 2.0, 3.0, 4.0], [3.0, 4.5, 5.0, 6.0, 7.5]
     va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
     t = (np.mean(a) - np.mean(b)) / math.sqrt(va + vb)
-    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     p = 2 * stats.t.sf(abs(t), dof)
     res = welch(a, b)
     assert res.t == pytest.approx(t) and res.p == pytest.approx(p)
@@ -205,13 +242,15 @@ def test_holm_adjusts_like_the_textbook():
     # Holm (1979)-style example: sorted p 0.01, 0.02, 0.03, 0.04 in a family of 4 (one untested cell left out)
     adjusted = holm([0.03, 0.01, float("nan"), 0.04, 0.02])
     assert adjusted[1] == pytest.approx(0.04) and adjusted[4] == pytest.approx(0.06)
-    assert adjusted[0] == pytest.approx(0.06) and adjusted[3] == pytest.approx(0.06)  # monotone: max of the running values
+    assert adjusted[0] == pytest.approx(0.06) and adjusted[3] == pytest.approx(
+        0.06
+    )  # monotone: max of the running values
     assert math.isnan(adjusted[2])
 
 
 def test_regression_check_is_corrected_for_many_cells():
     # five ticket cells; one is worse at p ~ 0.02 alone: significant by itself, not after Holm over five
-    base = {("ticket", 0.8 ** i): [0.90, 0.91, 0.92] for i in range(1, 6)}
+    base = {("ticket", 0.8**i): [0.90, 0.91, 0.92] for i in range(1, 6)}
     later = dict(base)
     later[("ticket", 0.8)] = [0.87, 0.88, 0.89]
     a, b = synthetic_run("a", base), synthetic_run("b", later)

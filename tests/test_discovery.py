@@ -1,4 +1,5 @@
 """One folder is one domain: discovery, lazy imports, declared packages, configs that validate without changing."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,15 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from toy_adapter import ToyAdapter, ToyConfig
 
 import domains
 from domains import _declared, discover, load_adapter_class
 from lth_core.config import DomainConfig, ImpConfig, RunOptions
 from lth_core.errors import UsageError
-from lth_core.provenance import versions
 from lth_core.imp_runner import ImpRunner
+from lth_core.provenance import versions
 from lth_core.store import RunStore
-from toy_adapter import ToyAdapter, ToyConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,11 +46,15 @@ def test_a_missing_domain_library_is_one_line_naming_what_to_install(tmp_path, m
     pkg = tmp_path / "lazydom"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    (pkg / "adapter.py").write_text("import not_installed_lib\n\nclass A(object):\n    domain = 'lazy'\n"
-                                    "    packages = ('not-installed-lib',)\n")
+    (pkg / "adapter.py").write_text(
+        "import not_installed_lib\n\nclass A(object):\n    domain = 'lazy'\n    packages = ('not-installed-lib',)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(UsageError, match=r"^domain 'lazy' needs 'not_installed_lib'; install it with: "
-                                         r"pip install not-installed-lib$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^domain 'lazy' needs 'not_installed_lib'; install it with: "
+        r"pip install not-installed-lib$",
+    ):
         load_adapter_class("lazy", {"lazy": "lazydom.adapter:A"})
 
 
@@ -66,8 +71,12 @@ class PackagedToy(ToyAdapter):
 
 def test_run_json_and_rows_record_the_declared_packages(tmp_path):
     cfg = ToyConfig(steps=20)
-    path = ImpRunner(PackagedToy(cfg), lambda: PackagedToy(cfg), ImpConfig(levels=0, trials=1),
-                     RunOptions(out=str(tmp_path), progress=False)).run()
+    path = ImpRunner(
+        PackagedToy(cfg),
+        lambda: PackagedToy(cfg),
+        ImpConfig(levels=0, trials=1),
+        RunOptions(out=str(tmp_path), progress=False),
+    ).run()
     meta = json.loads((path / "run.json").read_text())
     assert {"pandas", "torch", "lth-bench"} <= set(meta["versions"]) and "gymnasium" not in meta["versions"]
     row = RunStore(path).records()[0]["row"]
@@ -119,7 +128,9 @@ def test_the_cli_builds_the_model_once_per_run(tmp_path, monkeypatch):
     builds = []
     original = ToyAdapter.build
     monkeypatch.setattr(ToyAdapter, "build", lambda self, seed: builds.append(seed) or original(self, seed))
-    main(["--domain", "toy", "--levels", "1", "--trials", "1", "--controls", "", "--out", str(tmp_path),
-          "--noprogress"], {"toy": "toy_adapter:ToyAdapter"})
+    main(
+        ["--domain", "toy", "--levels", "1", "--trials", "1", "--controls", "", "--out", str(tmp_path), "--noprogress"],
+        {"toy": "toy_adapter:ToyAdapter"},
+    )
     # names/architecture once; the trial's initial weights once; one per training (dense, ticket)
     assert len(builds) == 1 + 1 + 2, builds

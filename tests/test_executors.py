@@ -1,9 +1,12 @@
 """Executors: the registry, and `process` giving the very table `local` gives, with workers that die."""
+
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 import torch
+from fault_adapter import FaultAdapter, FaultConfig, init_log, threads_log, train_log
+from fault_tools import assert_same_run, run_here
 
 from lth_core.config import RunOptions
 from lth_core.errors import UsageError
@@ -11,8 +14,6 @@ from lth_core.executor_process import ProcessExecutor
 from lth_core.executor_ray import connect
 from lth_core.executors import EXECUTORS, WorkerStartError, available_cores
 from lth_core.job import Job
-from fault_adapter import FaultAdapter, FaultConfig, init_log, threads_log, train_log
-from fault_tools import assert_same_run, run_here
 
 SMALL = {"levels": 2, "trials": 2}  # 14 jobs
 
@@ -77,8 +78,16 @@ def test_a_killed_worker_costs_a_retry_and_nothing_else(reference, tmp_path):
     """kill -9 of the worker mid-job: that job is trained again, the table is the uninterrupted one; a NaN
     loss in another job crosses the process boundary as a diverged row."""
     log = tmp_path / "train.log"
-    folder = run_here(tmp_path / "out", "process", SMALL, workers=2, log=str(log), die_key="L01-ticket-t0", die_times=1,
-                      nan_key="L02-random_mask-t1")
+    folder = run_here(
+        tmp_path / "out",
+        "process",
+        SMALL,
+        workers=2,
+        log=str(log),
+        die_key="L01-ticket-t0",
+        die_times=1,
+        nan_key="L02-random_mask-t1",
+    )
     assert_same_run(reference, folder, skip_keys=frozenset({"L02-random_mask-t1"}))
     keys = [k for k, _ in train_log(log)]
     assert keys.count("L01-ticket-t0") == 2
@@ -108,8 +117,9 @@ def test_workers_that_cannot_build_the_adapter_stop_the_run_with_that_error(tmp_
 @pytest.mark.slow
 def test_a_job_whose_worker_always_dies_is_a_failed_row_and_the_run_goes_on(reference, tmp_path):
     log = tmp_path / "train.log"
-    folder = run_here(tmp_path / "out", "process", SMALL, workers=2, log=str(log), die_key="L01-random_mask-t1",
-                      die_times=99)
+    folder = run_here(
+        tmp_path / "out", "process", SMALL, workers=2, log=str(log), die_key="L01-random_mask-t1", die_times=99
+    )
     df = pd.read_csv(folder / "results.csv")
     bad = df[(df.level == 1) & (df.kind == "random_mask") & (df.trial == 1)].iloc[0]
     assert bad.status == "failed" and pd.isna(bad.score) and "worker died on all 3 attempts" in bad.error

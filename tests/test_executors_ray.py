@@ -3,17 +3,18 @@
 One Ray instance serves the whole module (starting one takes seconds); it is started by the executor's
 own `connect`, as a run without `--ray-address` would start it.
 """
+
 from __future__ import annotations
 
 import pandas as pd
 import pytest
+from fault_adapter import FaultAdapter, FaultConfig, init_log, threads_log, train_log
+from fault_tools import TABLE, assert_same_run, cli_args, run_here
 
 from benchmarks.run import main
 from lth_core.config import RunOptions
 from lth_core.errors import UsageError
 from lth_core.executor_ray import RayExecutor, connect
-from fault_adapter import FaultAdapter, FaultConfig, init_log, threads_log, train_log
-from fault_tools import TABLE, assert_same_run, cli_args, run_here
 
 ray = pytest.importorskip("ray")
 SMALL = {"levels": 2, "trials": 2}
@@ -44,8 +45,16 @@ def test_the_cli_runs_the_quick_preset_on_ray_and_gives_the_local_table(referenc
 
 def test_a_ray_worker_killed_mid_job_is_retried_by_ray(reference, tmp_path):
     log = tmp_path / "train.log"
-    folder = run_here(tmp_path / "out", "ray", SMALL, preset="quick", log=str(log), die_key="L01-random_mask-t0",
-                      die_times=1, nan_key="L02-ticket-t1")
+    folder = run_here(
+        tmp_path / "out",
+        "ray",
+        SMALL,
+        preset="quick",
+        log=str(log),
+        die_key="L01-random_mask-t0",
+        die_times=1,
+        nan_key="L02-ticket-t1",
+    )
     assert [k for k, _ in train_log(log)].count("L01-random_mask-t0") == 2
     assert_same_run(reference, folder, skip_keys=frozenset({"L02-ticket-t1"}))
     df = pd.read_csv(folder / "results.csv")
@@ -58,8 +67,9 @@ def test_a_ray_worker_killed_mid_job_is_retried_by_ray(reference, tmp_path):
 @pytest.mark.slow
 def test_a_job_whose_ray_worker_always_dies_is_a_failed_row_and_the_run_goes_on(reference, tmp_path):
     log = tmp_path / "train.log"
-    folder = run_here(tmp_path / "out", "ray", SMALL, preset="quick", log=str(log), die_key="L02-random_reinit-t0",
-                      die_times=99)
+    folder = run_here(
+        tmp_path / "out", "ray", SMALL, preset="quick", log=str(log), die_key="L02-random_reinit-t0", die_times=99
+    )
     df = pd.read_csv(folder / "results.csv")
     bad = df[(df.level == 2) & (df.kind == "random_reinit") & (df.trial == 0)].iloc[0]
     assert bad.status == "failed" and "worker died on all 3 attempts" in bad.error

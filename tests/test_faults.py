@@ -4,6 +4,7 @@ files, NaN losses. Each checks the final table against an uninterrupted run of t
 The default run keeps one kill-and-resume chain per local and process executor; `-m slow` adds many seeds
 (and Ray). Figures (kills tried/survived, files corrupted/recovered, ...) print at the end of the module.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,11 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from fault_adapter import train_log
+from fault_tools import QUICK, Driver, assert_same_run, cli_args, committed, run_here, wait_session_gone, write_driver
 
 from lth_core.errors import UsageError
-from fault_adapter import train_log
-from fault_tools import (QUICK, Driver, assert_same_run, cli_args, committed, run_here, wait_session_gone,
-                         write_driver)
 
 FIGURES: Counter = Counter()
 PACE = ("--sleep", "0.1")  # each training a little longer, so that more kills land while a job is in flight
@@ -81,8 +81,11 @@ def kill_and_resume(tmp_path: Path, reference: Path, duration: float, seed: int,
             driver.stop()
         started = [k for k, _ in train_log(log)[seen:]]
         assert not set(started) & before, f"finished jobs trained again after kill {attempt}: {set(started) & before}"
-        FIGURES["kills with a job in flight" if started and started[-1] not in committed(folder)
-                else "kills between jobs (pruning, tables, opening)"] += 1
+        FIGURES[
+            "kills with a job in flight"
+            if started and started[-1] not in committed(folder)
+            else "kills between jobs (pruning, tables, opening)"
+        ] += 1
     retrained = {k for k, _ in train_log(log)[seen:]} & before
     assert not retrained, f"finished jobs trained again in the last run: {retrained}"
     assert_same_run(reference, folder)
@@ -228,8 +231,9 @@ def test_each_damaged_file_is_detected_and_rebuilt(tmp_path, reference, name):
 
 
 # ---- NaN losses -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("key", ["L01-random_mask-t0", "L02-ticket-t1",
-                                 pytest.param("L00-dense-t0", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "key", ["L01-random_mask-t0", "L02-ticket-t1", pytest.param("L00-dense-t0", marks=pytest.mark.slow)]
+)
 def test_a_nan_loss_is_a_diverged_row_counted_in_the_summary_and_the_run_goes_on(tmp_path, reference, key):
     folder = run_here(tmp_path / "out", "local", QUICK, preset="quick", nan_key=key)
     FIGURES["NaN runs"] += 1
@@ -243,9 +247,13 @@ def test_a_nan_loss_is_a_diverged_row_counted_in_the_summary_and_the_run_goes_on
     assert "Diverged: 1 rows" in (folder / "summary.md").read_text()
     # the run went on: the other trial is complete, and a diverged ticket or dense run ends only its own trial
     stopped = kind in ("ticket", "dense")
-    expected = {f"L{lv:02d}-{k}-t{t}" for lv in range(4) for t in range(2)
-                for k in (["dense"] if lv == 0 else ["ticket", "random_mask", "random_reinit"])
-                if not (stopped and t == trial and lv > level)}
+    expected = {
+        f"L{lv:02d}-{k}-t{t}"
+        for lv in range(4)
+        for t in range(2)
+        for k in (["dense"] if lv == 0 else ["ticket", "random_mask", "random_reinit"])
+        if not (stopped and t == trial and lv > level)
+    }
     assert committed(folder) == expected
     assert (df.status == "ok").sum() == len(expected) - 1
     FIGURES["NaN runs recorded"] += 1

@@ -1,7 +1,9 @@
 """The mask holds under every optimizer a foreign loop might build after we hand it the model."""
+
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from lth_core.mask_hold import MaskHold
@@ -14,7 +16,9 @@ OPTIMIZERS = {
     "adam_wd_amsgrad": lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.01, amsgrad=True),
     "adamw": lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.5),
     "rmsprop": lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.99, eps=1e-5),
-    "rmsprop_centered_momentum": lambda p: torch.optim.RMSprop(p, lr=0.01, momentum=0.9, centered=True, weight_decay=0.01),
+    "rmsprop_centered_momentum": lambda p: torch.optim.RMSprop(
+        p, lr=0.01, momentum=0.9, centered=True, weight_decay=0.01
+    ),
     "adagrad": lambda p: torch.optim.Adagrad(p, lr=0.1),
 }
 
@@ -111,8 +115,12 @@ def test_mirrors_are_zeroed_on_reapply():
 
 
 @settings(max_examples=25, deadline=None)
-@given(density=st.floats(0.01, 0.99), seed=st.integers(0, 10_000), opt=st.sampled_from(sorted(OPTIMIZERS)),
-       steps=st.integers(1, 12))
+@given(
+    density=st.floats(0.01, 0.99),
+    seed=st.integers(0, 10_000),
+    opt=st.sampled_from(sorted(OPTIMIZERS)),
+    steps=st.integers(1, 12),
+)
 def test_property_any_mask_any_optimizer(density, seed, opt, steps):
     model = net(seed % 7)
     hold = MaskHold(model, random_mask(model, density, seed))

@@ -1,5 +1,6 @@
 """The NLP adapter's capabilities beyond training: evaluate arbitrary weights as training scores them, fairseq's
 criterion as a differentiable scoring loss, and attention heads / FFN neurons as coupled groups."""
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,20 @@ from lth_core.structure import GroupFamily, group_masks  # noqa: E402
 
 
 def tiny_config(cache, **kw) -> NLPConfig:
-    values = dict(synthetic_size=600, synthetic_eval_size=24, vocab_size=200, max_updates=6, eval_every=3, warmup=2,
-                  lr=3e-3, max_tokens=512, beam=2, dropout=0.1, cache_dir=str(cache), device="cpu")
+    values = dict(
+        synthetic_size=600,
+        synthetic_eval_size=24,
+        vocab_size=200,
+        max_updates=6,
+        eval_every=3,
+        warmup=2,
+        lr=3e-3,
+        max_tokens=512,
+        beam=2,
+        dropout=0.1,
+        cache_dir=str(cache),
+        device="cpu",
+    )
     values.update(kw)
     cfg = NLPConfig(**values)
     cfg.validate()
@@ -36,9 +49,18 @@ def adapter(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def lm(adapter):
-    return NLPAdapter(tiny_config(adapter.config.cache_dir, task="language_modeling", arch="lstm_lm_lth_small",
-                                  tokenizer="word", tokens_per_sample=16, max_tokens=256, max_updates=4,
-                                  eval_every=2))
+    return NLPAdapter(
+        tiny_config(
+            adapter.config.cache_dir,
+            task="language_modeling",
+            arch="lstm_lm_lth_small",
+            tokenizer="word",
+            tokens_per_sample=16,
+            max_tokens=256,
+            max_updates=4,
+            eval_every=2,
+        )
+    )
 
 
 def test_capabilities_are_declared(adapter):
@@ -51,8 +73,18 @@ def _trained(a: NLPAdapter, masked: bool):
     if masked:
         g = torch.Generator().manual_seed(0)
         mask = {n: torch.rand(start[n].shape, generator=g) < 0.5 for n in a.prunable(a.build(0), biases=False)}
-    out = a.train(Job(level=1, kind="ticket", trial=0, seed=3, weights=start, mask=mask, budget=a.budget(),
-                      keep_final_weights=True))
+    out = a.train(
+        Job(
+            level=1,
+            kind="ticket",
+            trial=0,
+            seed=3,
+            weights=start,
+            mask=mask,
+            budget=a.budget(),
+            keep_final_weights=True,
+        )
+    )
     assert out.status == "ok"
     return out
 
@@ -111,7 +143,11 @@ def test_structure_names_every_head_and_ffn_neuron(adapter):
     assert len(ffns) == 4 and all(f.count == 128 for f in ffns)
     fam = fams["decoder.layers.1.encoder_attn"]
     assert {(m.tensor.rsplit(".", 2)[-2], m.dim, m.width) for m in fam.members} == {
-        ("q_proj", 0, 16), ("k_proj", 0, 16), ("v_proj", 0, 16), ("out_proj", 1, 16)}
+        ("q_proj", 0, 16),
+        ("k_proj", 0, 16),
+        ("v_proj", 0, 16),
+        ("out_proj", 1, 16),
+    }
 
 
 def test_lstm_has_no_groups(lm):
@@ -131,7 +167,7 @@ def _zeroed(model, fam: GroupFamily, group: int):
 def _attention_by_hand(mha, x, kv, drop: int | None = None):
     """Scaled dot-product attention head by head, from the module's weights; head `drop` contributes nothing."""
     (t, b, c), s, h, hd = x.shape, kv.shape[0], mha.num_heads, mha.head_dim
-    q = F.linear(x, mha.q_proj.weight, mha.q_proj.bias).view(t, b, h, hd) * hd ** -0.5
+    q = F.linear(x, mha.q_proj.weight, mha.q_proj.bias).view(t, b, h, hd) * hd**-0.5
     k = F.linear(kv, mha.k_proj.weight, mha.k_proj.bias).view(s, b, h, hd)
     v = F.linear(kv, mha.v_proj.weight, mha.v_proj.bias).view(s, b, h, hd)
     heads = torch.einsum("bhts,sbhd->tbhd", torch.einsum("tbhd,sbhd->bhts", q, k).softmax(-1), v)

@@ -1,4 +1,6 @@
-"""The NLP domain's text sources and flags: folder layout errors are one clear line, the data's identity is its content."""
+"""The NLP domain's text sources and flags: folder layout errors are one clear line, the data's identity is its
+content."""
+
 from __future__ import annotations
 
 import gzip
@@ -54,13 +56,16 @@ def test_fingerprint_follows_content_not_path(tmp_path):
     assert folder_config(tmp_path / "b").data_fingerprint != a
 
 
-@pytest.mark.parametrize("breakage, message", [
-    (lambda d: (d / "val.de").unlink(), "missing the valid split for de (expected valid.de or val.de or dev.de"),
-    (lambda d: (d / "train.en").write_text("one line\n"), "misaligned train split"),
-    (lambda d: (d / "test_2016.de").write_text(""), "is empty"),
-    (lambda d: write_folder(d, {"test_2017": 2}), "several test splits"),
-    (lambda d: write_folder(d, {"valid": 3}), "several valid splits"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        (lambda d: (d / "val.de").unlink(), "missing the valid split for de (expected valid.de or val.de or dev.de"),
+        (lambda d: (d / "train.en").write_text("one line\n"), "misaligned train split"),
+        (lambda d: (d / "test_2016.de").write_text(""), "is empty"),
+        (lambda d: write_folder(d, {"test_2017": 2}), "several test splits"),
+        (lambda d: write_folder(d, {"valid": 3}), "several valid splits"),
+    ],
+)
 def test_folder_errors_are_one_line(tmp_path, breakage, message):
     folder = write_folder(tmp_path / "data")
     breakage(folder)
@@ -79,20 +84,23 @@ def test_several_test_splits_choose_one(tmp_path):
         folder_config(folder, test_split="test_2018")
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"dataset": "folder"}, "needs --data-dir"),
-    ({"data_dir": "/nonexistent/folder"}, "is not a folder"),
-    ({"dataset": "hf"}, "needs --hf-dataset"),
-    ({"arch": "lstm_lm"}, "not a fairseq translation architecture"),
-    ({"task": "language_modeling", "arch": "transformer"}, "not a fairseq language_modeling architecture"),
-    ({"task": "summarise"}, "unknown task"),
-    ({"tokenizer": "bytes"}, "unknown tokenizer"),
-    ({"dataset": "wmt"}, "unknown dataset"),
-    ({"src": "en", "tgt": "en"}, "two different language"),
-    ({"precision": "amp", "device": "cpu"}, "needs a CUDA device"),
-    ({"bleu_tokenize": "moses"}, "valid choices"),
-    ({"adam_betas": "0.9"}, "--adam-betas"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"dataset": "folder"}, "needs --data-dir"),
+        ({"data_dir": "/nonexistent/folder"}, "is not a folder"),
+        ({"dataset": "hf"}, "needs --hf-dataset"),
+        ({"arch": "lstm_lm"}, "not a fairseq translation architecture"),
+        ({"task": "language_modeling", "arch": "transformer"}, "not a fairseq language_modeling architecture"),
+        ({"task": "summarise"}, "unknown task"),
+        ({"tokenizer": "bytes"}, "unknown tokenizer"),
+        ({"dataset": "wmt"}, "unknown dataset"),
+        ({"src": "en", "tgt": "en"}, "two different language"),
+        ({"precision": "amp", "device": "cpu"}, "needs a CUDA device"),
+        ({"bleu_tokenize": "moses"}, "valid choices"),
+        ({"adam_betas": "0.9"}, "--adam-betas"),
+    ],
+)
 def test_config_errors_name_the_flag(fields, message):
     with pytest.raises(UsageError, match=message) as err:
         NLPConfig(**fields).validate()
@@ -133,10 +141,15 @@ def test_hf_source_reads_translation_and_text_columns(monkeypatch):
         calls.append((name, config, revision))
         if name == "wmt/wmt14":
             pairs = lambda n: {"translation": [{"en": f"en {i}", "de": f"de {i}"} for i in range(n)]}  # noqa: E731
-            return datasets.DatasetDict({s: datasets.Dataset.from_dict(pairs(n))
-                                         for s, n in (("train", 4), ("validation", 2), ("test", 3))})
-        return datasets.DatasetDict({s: datasets.Dataset.from_dict({"text": [f" line {i} \n" for i in range(n)]})
-                                     for s, n in (("train", 5), ("validation", 1), ("test", 2))})
+            return datasets.DatasetDict(
+                {s: datasets.Dataset.from_dict(pairs(n)) for s, n in (("train", 4), ("validation", 2), ("test", 3))}
+            )
+        return datasets.DatasetDict(
+            {
+                s: datasets.Dataset.from_dict({"text": [f" line {i} \n" for i in range(n)]})
+                for s, n in (("train", 5), ("validation", 1), ("test", 2))
+            }
+        )
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
     mt = load_corpus(NLPConfig(dataset="hf", hf_dataset="wmt/wmt14", hf_config="de-en", src="en", tgt="de"))

@@ -1,5 +1,6 @@
 """End to end on real parallel text: the shared Multi30k en-de folder through `--data-dir`, the CLI and the runner,
 scored by sacreBLEU. Skips where ../shared/data/multi30k is absent (a user's machine)."""
+
 from __future__ import annotations
 
 import math
@@ -24,10 +25,44 @@ def test_data_dir_runs_end_to_end_and_reports_sacrebleu(multi30k, tmp_path):
     from benchmarks.run import main
 
     out = tmp_path / "results"
-    argv = ["--domain", "nlp", "--preset", "quick", "--data-dir", str(multi30k), "--src", "en", "--tgt", "de",
-            "--train-limit", "3000", "--vocab-size", "1000", "--max-updates", "12", "--eval-every", "6",
-            "--warmup", "4", "--beam", "1", "--levels", "1", "--trials", "1", "--controls", "random_reinit",
-            "--cache-dir", str(tmp_path / "cache"), "--out", str(out), "--progress", "false", "--threads", "1"]
+    argv = [
+        "--domain",
+        "nlp",
+        "--preset",
+        "quick",
+        "--data-dir",
+        str(multi30k),
+        "--src",
+        "en",
+        "--tgt",
+        "de",
+        "--train-limit",
+        "3000",
+        "--vocab-size",
+        "1000",
+        "--max-updates",
+        "12",
+        "--eval-every",
+        "6",
+        "--warmup",
+        "4",
+        "--beam",
+        "1",
+        "--levels",
+        "1",
+        "--trials",
+        "1",
+        "--controls",
+        "random_reinit",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(out),
+        "--progress",
+        "false",
+        "--threads",
+        "1",
+    ]
     assert main(argv) == 0
     rows = pd.read_csv(next(out.glob("nlp-*/results.csv")))
     assert sorted(rows["kind"]) == ["dense", "random_reinit", "ticket"]

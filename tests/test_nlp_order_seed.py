@@ -1,5 +1,6 @@
 """fairseq's data order and dropout follow `job.order_seed`, not the init seed: two trainings from one start can
 differ in SGD noise only, and `data_seed=None` is the job's seed as before."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,15 +17,28 @@ from lth_core.job import Job  # noqa: E402
 
 def test_order_seed_drives_data_order_and_dropout(tmp_path):
     torch.set_num_threads(1)
-    cfg = NLPConfig(synthetic_size=600, synthetic_eval_size=24, vocab_size=200, max_updates=4, eval_every=2, warmup=2,
-                    lr=3e-3, max_tokens=512, beam=1, dropout=0.1, cache_dir=str(tmp_path), device="cpu")
+    cfg = NLPConfig(
+        synthetic_size=600,
+        synthetic_eval_size=24,
+        vocab_size=200,
+        max_updates=4,
+        eval_every=2,
+        warmup=2,
+        lr=3e-3,
+        max_tokens=512,
+        beam=1,
+        dropout=0.1,
+        cache_dir=str(tmp_path),
+        device="cpu",
+    )
     cfg.validate()
     a = NLPAdapter(cfg)
     start = a.initial_weights(0)
 
     def final(**kw) -> dict[str, torch.Tensor]:
-        job = Job(level=0, kind="dense", trial=0, seed=1, weights=start, mask=None, budget=4, keep_final_weights=True,
-                  **kw)
+        job = Job(
+            level=0, kind="dense", trial=0, seed=1, weights=start, mask=None, budget=4, keep_final_weights=True, **kw
+        )
         out = a.train(job)
         assert out.final_weights is not None
         return out.final_weights

@@ -1,5 +1,6 @@
 """Masks under fairseq's own Trainer: pruned weights stay exactly zero, tied embeddings included and still tied;
 fairseq checkpoints load under torch's weights-only unpickler through a scoped allow-list."""
+
 from __future__ import annotations
 
 import math
@@ -17,17 +18,29 @@ from domains.nlp.checkpoints import load_fairseq_checkpoint, trainer_load_checkp
 from domains.nlp.config import NLPConfig  # noqa: E402
 from domains.nlp.fairseq_quiet import fairseq_warnings_quiet  # noqa: E402
 from lth_core.errors import Diverged  # noqa: E402
-from lth_core.mask_hold import MaskHold  # noqa: E402
 from lth_core.job import Job  # noqa: E402
+from lth_core.mask_hold import MaskHold  # noqa: E402
 from lth_core.masks import Mask  # noqa: E402
 
 TIED = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "decoder.output_projection.weight")
 
 
 def tiny_config(cache, **kw) -> NLPConfig:
-    values = dict(synthetic_size=600, synthetic_eval_size=24, vocab_size=200, max_updates=6, eval_every=3, warmup=2,
-                  lr=3e-3, max_tokens=512, beam=2, prune_embeddings=True, dropout=0.1, cache_dir=str(cache),
-                  device="cpu")
+    values = dict(
+        synthetic_size=600,
+        synthetic_eval_size=24,
+        vocab_size=200,
+        max_updates=6,
+        eval_every=3,
+        warmup=2,
+        lr=3e-3,
+        max_tokens=512,
+        beam=2,
+        prune_embeddings=True,
+        dropout=0.1,
+        cache_dir=str(cache),
+        device="cpu",
+    )
     values.update(kw)
     cfg = NLPConfig(**values)
     cfg.validate()
@@ -62,8 +75,17 @@ def test_pruned_weights_stay_zero_under_fairseq_trainer(adapter):
     start = adapter.initial_weights(3)
     groups = adapter.prunable(adapter.build(0), biases=True)
     mask = random_mask(groups, start, keep=0.4)
-    job = Job(level=1, kind="ticket", trial=0, seed=5, weights=start, mask=mask, budget=adapter.budget(),
-              capture_steps=(0, 3), keep_final_weights=True)
+    job = Job(
+        level=1,
+        kind="ticket",
+        trial=0,
+        seed=5,
+        weights=start,
+        mask=mask,
+        budget=adapter.budget(),
+        capture_steps=(0, 3),
+        keep_final_weights=True,
+    )
     out = adapter.train(job)
     assert out.status == "ok" and out.steps == 6 and sorted(out.captured) == [0, 3]
     final = out.final_weights
@@ -80,8 +102,9 @@ def test_pruned_weights_stay_zero_under_fairseq_trainer(adapter):
 
 def test_rewound_job_trains_the_remaining_updates(adapter):
     start = adapter.initial_weights(4)
-    job = Job(level=1, kind="ticket", trial=0, seed=1, weights=start, mask=None, budget=6, start_step=4,
-              capture_steps=(4,))
+    job = Job(
+        level=1, kind="ticket", trial=0, seed=1, weights=start, mask=None, budget=6, start_step=4, capture_steps=(4,)
+    )
     out = adapter.train(job)
     assert out.steps == 2 and [p.step for p in out.curve] == [6]
     assert all(torch.equal(out.captured[4][k], v) for k, v in start.items())
@@ -138,8 +161,18 @@ def test_non_finite_training_raises_diverged(adapter):
 
 
 def test_lstm_language_model_reports_perplexity_under_a_mask(adapter):
-    lm = NLPAdapter(tiny_config(adapter.config.cache_dir, task="language_modeling", arch="lstm_lm_lth_small",
-                                tokenizer="word", tokens_per_sample=16, max_tokens=256, max_updates=4, eval_every=2))
+    lm = NLPAdapter(
+        tiny_config(
+            adapter.config.cache_dir,
+            task="language_modeling",
+            arch="lstm_lm_lth_small",
+            tokenizer="word",
+            tokens_per_sample=16,
+            max_tokens=256,
+            max_updates=4,
+            eval_every=2,
+        )
+    )
     metric = lm.metric()
     assert metric.name == "perplexity" and not metric.higher_is_better and not metric.val_higher_is_better
     model = lm.build(0)
@@ -147,8 +180,9 @@ def test_lstm_language_model_reports_perplexity_under_a_mask(adapter):
     assert set(groups.values()) == {"recurrent", "embedding"}  # tied: no separate output projection
     start = lm.initial_weights(0)
     mask = random_mask(groups, start, keep=0.5)
-    out = lm.train(Job(level=1, kind="ticket", trial=0, seed=0, weights=start, mask=mask, budget=4,
-                       keep_final_weights=True))
+    out = lm.train(
+        Job(level=1, kind="ticket", trial=0, seed=0, weights=start, mask=mask, budget=4, keep_final_weights=True)
+    )
     assert out.status == "ok" and math.isfinite(out.score) and 1.0 < out.score < 10 * len(lm.session.task.dictionary)
     for name, m in mask.items():
         assert torch.count_nonzero(out.final_weights[name][~m]) == 0, name
@@ -163,6 +197,7 @@ def test_quick_preset_dense_model_learns_the_synthetic_language(tmp_path):
     cfg.cache_dir = str(tmp_path)
     cfg.validate()
     dense = NLPAdapter(cfg)
-    out = dense.train(Job(level=0, kind="dense", trial=0, seed=0, weights=dense.initial_weights(0), mask=None,
-                          budget=dense.budget()))
+    out = dense.train(
+        Job(level=0, kind="dense", trial=0, seed=0, weights=dense.initial_weights(0), mask=None, budget=dense.budget())
+    )
     assert out.score > 50.0

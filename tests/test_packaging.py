@@ -1,13 +1,15 @@
 """Every third-party module the engine and the CLI import is a declared core dependency: `pip install -e '.[vision]'`
 must be enough for the main job (an undeclared `tabulate`, pulled in only by the dev extras, once broke it).
 Imports inside functions (Ray, torchvision, ...) belong to the extras and are not checked here."""
+
 from __future__ import annotations
 
 import ast
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = {"simple_parsing": "simple-parsing"}  # import name -> distribution name, where they differ

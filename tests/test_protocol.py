@@ -1,4 +1,5 @@
 """The engine's protocol of one training: grid, early stopping in the metric's direction, test reads, captures."""
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,18 @@ class Scripted(Trainee):
 
 
 def job(start=0, budget=10, capture=(), keep=False) -> Job:
-    return Job(level=0, kind="dense", trial=0, seed=0, weights={}, mask=None, budget=budget, start_step=start,
-               capture_steps=capture, keep_final_weights=keep)
+    return Job(
+        level=0,
+        kind="dense",
+        trial=0,
+        seed=0,
+        weights={},
+        mask=None,
+        budget=budget,
+        start_step=start,
+        capture_steps=capture,
+        keep_final_weights=keep,
+    )
 
 
 def drive(protocol: JobProtocol, trainee: Scripted, start: int, budget: int, stride: int = 1):

@@ -3,6 +3,7 @@
 Registering the class is all it takes: `--controls ...,shuffled_survivors` trains it beside each ticket, its
 rows land in results.csv, and its field is the flag `--shuffled-survivors-share` that joins the run's hash.
 """
+
 import json
 from dataclasses import dataclass
 
@@ -43,8 +44,23 @@ class ShuffledSurvivors(Control):
 
 def run(out, *flags: str):
     CALLS.clear()
-    main(["--domain", "toy", "--levels", "2", "--trials", "1", "--controls", "random_mask,shuffled_survivors",
-          "--out", str(out), "--noprogress", *flags], TABLE)
+    main(
+        [
+            "--domain",
+            "toy",
+            "--levels",
+            "2",
+            "--trials",
+            "1",
+            "--controls",
+            "random_mask,shuffled_survivors",
+            "--out",
+            str(out),
+            "--noprogress",
+            *flags,
+        ],
+        TABLE,
+    )
     (folder,) = out.iterdir()
     return json.loads((folder / "run.json").read_text()), pd.read_csv(folder / "results.csv")
 

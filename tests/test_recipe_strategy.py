@@ -3,6 +3,7 @@
 Registering the class is all it takes: its field is the flag `--jitter-magnitude-noise` of
 `python -m benchmarks.run` (with help), a preset can set it, and its value joins the run's identity hash.
 """
+
 import json
 from dataclasses import dataclass
 
@@ -44,8 +45,19 @@ class JitterMagnitude(Strategy):
 
 
 class JitterToy(ToyAdapter):
-    presets = {**ToyAdapter.presets, "jitter": Preset("jitter", "the toy with blurred magnitude pruning", imp={
-        "levels": 1, "trials": 1, "strategy": "jitter_magnitude", "params": {"jitter_magnitude": {"noise": 2.5}}})}
+    presets = {
+        **ToyAdapter.presets,
+        "jitter": Preset(
+            "jitter",
+            "the toy with blurred magnitude pruning",
+            imp={
+                "levels": 1,
+                "trials": 1,
+                "strategy": "jitter_magnitude",
+                "params": {"jitter_magnitude": {"noise": 2.5}},
+            },
+        ),
+    }
 
 
 TABLE = {"toy": "test_recipe_strategy:JitterToy"}
@@ -53,8 +65,23 @@ TABLE = {"toy": "test_recipe_strategy:JitterToy"}
 
 def run(out, *flags: str) -> dict:
     STEPS.clear()
-    main(["--domain", "toy", "--levels", "1", "--trials", "1", "--controls", "", "--out", str(out), "--noprogress",
-          *flags], TABLE)
+    main(
+        [
+            "--domain",
+            "toy",
+            "--levels",
+            "1",
+            "--trials",
+            "1",
+            "--controls",
+            "",
+            "--out",
+            str(out),
+            "--noprogress",
+            *flags,
+        ],
+        TABLE,
+    )
     (folder,) = out.iterdir()
     return json.loads((folder / "run.json").read_text())
 
@@ -70,11 +97,11 @@ def test_the_parameter_is_a_flag_with_help(capsys):
 def test_its_value_changes_the_masks_and_the_hash(tmp_path):
     plain = run(tmp_path / "plain")
     sharp = run(tmp_path / "sharp", "--strategy", "jitter_magnitude")
-    (_, step, sharp_mask), = STEPS
+    ((_, step, sharp_mask),) = STEPS
     assert sharp_mask.kept() == STRATEGIES.get("magnitude_layerwise")(step).kept()
     assert all(torch.equal(sharp_mask[n], STRATEGIES.get("magnitude_layerwise")(step)[n]) for n in sharp_mask)
     blurred = run(tmp_path / "blurred", "--strategy", "jitter_magnitude", "--jitter-magnitude-noise", "2.5")
-    (noise, step, blurred_mask), = STEPS
+    ((noise, step, blurred_mask),) = STEPS
     assert noise == 2.5 and blurred_mask.kept() == sharp_mask.kept()  # same counts, other entries
     assert any(not torch.equal(blurred_mask[n], sharp_mask[n]) for n in sharp_mask)
     assert len({plain["config_hash"], sharp["config_hash"], blurred["config_hash"]}) == 3
@@ -91,11 +118,16 @@ def test_a_preset_sets_it_and_a_flag_overrides_the_preset(tmp_path):
     assert flagged["config_hash"] != preset["config_hash"]
 
 
-@pytest.mark.parametrize("flags,expected", [
-    (["--jitter-magnitude-noise", "-1", "--strategy", "jitter_magnitude"],
-     "--jitter-magnitude-noise -1.0 must be >= 0"),
-    (["--jitter-magnitude-noise", "1"], "--jitter-magnitude-noise is set but 'jitter_magnitude' is not the chosen"),
-])
+@pytest.mark.parametrize(
+    "flags,expected",
+    [
+        (
+            ["--jitter-magnitude-noise", "-1", "--strategy", "jitter_magnitude"],
+            "--jitter-magnitude-noise -1.0 must be >= 0",
+        ),
+        (["--jitter-magnitude-noise", "1"], "--jitter-magnitude-noise is set but 'jitter_magnitude' is not the chosen"),
+    ],
+)
 def test_bad_values_are_one_line_exit_2_and_nothing_written(tmp_path, capsys, flags, expected):
     with pytest.raises(SystemExit) as e:
         main(["--domain", "toy", "--out", str(tmp_path / "out"), "--noprogress", *flags], TABLE)

@@ -1,4 +1,5 @@
 """benchmarks.report: one self-contained HTML page, parsed back; and the fall-off definition it reports."""
+
 from __future__ import annotations
 
 import base64
@@ -7,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_compare import toy_runs  # noqa: F401  (the shared session fixture of small real runs)
 
 from benchmarks import report
 from benchmarks.falloff import falloffs
 from lth_core.tables import summarize
-from test_compare import toy_runs  # noqa: F401  (the shared session fixture of small real runs)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -84,8 +85,16 @@ def test_one_run_lands_in_the_current_folder_with_figure_tables_and_config(toy_r
     assert len(page.images) >= 1  # the Figure-1 pair of the task
     assert page.tags.count("table") >= 4  # overview, scores, early-stop steps, fall-off (+ config)
     text = " ".join(page.text)
-    for needle in ("Where each kind falls off", "Welch", "random_reinit", "random_mask", "git commit",
-                   "package versions", "torch", toy_runs["base"].name):
+    for needle in (
+        "Where each kind falls off",
+        "Welch",
+        "random_reinit",
+        "random_mask",
+        "git commit",
+        "package versions",
+        "torch",
+        toy_runs["base"].name,
+    ):
         assert needle in text, needle
 
 
@@ -102,7 +111,9 @@ def test_several_runs_share_one_page_with_an_overview(toy_runs, tmp_path, capsys
     assert len(anchors) == 2 and all(f'id="{a}"' in html_text for a in anchors)
 
 
-@pytest.mark.parametrize("args", [["{missing}"], ["{base}", "--out", "{folder}"], ["{base}", "--falloff-tolerance", "1.5"]])
+@pytest.mark.parametrize(
+    "args", [["{missing}"], ["{base}", "--out", "{folder}"], ["{base}", "--falloff-tolerance", "1.5"]]
+)
 def test_bad_input_is_one_line_and_exit_2(toy_runs, tmp_path, capsys, args):
     paths = {"missing": tmp_path / "nope", "base": toy_runs["base"], "folder": tmp_path}
     code, out, err = run_report(capsys, *[a.format(**paths) for a in args])
@@ -111,16 +122,33 @@ def test_bad_input_is_one_line_and_exit_2(toy_runs, tmp_path, capsys, args):
 
 
 def curve(kind: str, means: dict[float, list[float]], higher: bool = True) -> list[dict]:
-    return [{"domain": "d", "task": "t", "kind": kind, "level": i, "trial": j, "density": d, "metric": "m",
-             "score": v, "early_stop_step": 1, "final_score": v, "higher_is_better": higher, "status": "ok"}
-            for i, (d, vals) in enumerate(means.items()) for j, v in enumerate(vals)]
+    return [
+        {
+            "domain": "d",
+            "task": "t",
+            "kind": kind,
+            "level": i,
+            "trial": j,
+            "density": d,
+            "metric": "m",
+            "score": v,
+            "early_stop_step": 1,
+            "final_score": v,
+            "higher_is_better": higher,
+            "status": "ok",
+        }
+        for i, (d, vals) in enumerate(means.items())
+        for j, v in enumerate(vals)
+    ]
 
 
 def test_falloff_is_the_first_exit_from_the_band_around_dense():
-    rows = pd.DataFrame(curve("dense", {1.0: [0.90, 0.90]})
-                        + curve("ticket", {0.8: [0.90, 0.91], 0.5: [0.89, 0.89], 0.2: [0.80, 0.81]})
-                        + curve("random_reinit", {0.8: [0.89, 0.89], 0.5: [0.70, 0.72], 0.2: [0.89, 0.88]})
-                        + curve("random_mask", {0.8: [0.5, 0.6], 0.5: [0.4, 0.4], 0.2: [0.3, 0.3]}))
+    rows = pd.DataFrame(
+        curve("dense", {1.0: [0.90, 0.90]})
+        + curve("ticket", {0.8: [0.90, 0.91], 0.5: [0.89, 0.89], 0.2: [0.80, 0.81]})
+        + curve("random_reinit", {0.8: [0.89, 0.89], 0.5: [0.70, 0.72], 0.2: [0.89, 0.88]})
+        + curve("random_mask", {0.8: [0.5, 0.6], 0.5: [0.4, 0.4], 0.2: [0.3, 0.3]})
+    )
     fo = {f.kind: f for f in falloffs(summarize(rows), rows, rel_tol=0.02)}  # band: >= 0.882
     assert fo["ticket"].matches_down_to == 0.5 and fo["ticket"].falls_off_at == 0.2
     assert fo["random_reinit"].falls_off_at == 0.5  # the first exit counts, though it re-enters at 20%
@@ -130,9 +158,11 @@ def test_falloff_is_the_first_exit_from_the_band_around_dense():
 
 
 def test_falloff_for_lower_is_better_and_never_falling_off():
-    rows = pd.DataFrame(curve("dense", {1.0: [20.0, 20.4]}, higher=False)
-                        + curve("ticket", {0.5: [19.0, 19.5], 0.25: [20.3, 20.2]}, higher=False)
-                        + curve("random_reinit", {0.5: [20.2, 20.3], 0.25: [25.0, 26.0]}, higher=False))
+    rows = pd.DataFrame(
+        curve("dense", {1.0: [20.0, 20.4]}, higher=False)
+        + curve("ticket", {0.5: [19.0, 19.5], 0.25: [20.3, 20.2]}, higher=False)
+        + curve("random_reinit", {0.5: [20.2, 20.3], 0.25: [25.0, 26.0]}, higher=False)
+    )
     fo = {f.kind: f for f in falloffs(summarize(rows), rows, rel_tol=0.02)}  # band: <= 20.604
     assert fo["ticket"].falls_off_at is None and fo["ticket"].matches_down_to == 0.25
     assert fo["random_reinit"].falls_off_at == 0.25 and fo["random_reinit"].vs_dense.significant(0.05)

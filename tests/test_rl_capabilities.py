@@ -1,6 +1,7 @@
 """The RL adapter's optional capabilities: `evaluate` is the job's own validation / test read, `training_loss`
 is SB3's own A2C loss (same gradient as its `train()`) and reaches every prunable weight, `structure`'s groups
 are whole neurons and channels (zeroing one cuts it off from the next layer)."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,15 +25,32 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(algo: str = "a2c", **kw) -> RLAdapter:
-    base = {"env": "CartPole-v1", "algo": algo, "net_arch": "16,8", "timesteps": 1220, "eval_every": 400,
-            "eval_episodes": 3, "max_episode_steps": 120}
+    base = {
+        "env": "CartPole-v1",
+        "algo": algo,
+        "net_arch": "16,8",
+        "timesteps": 1220,
+        "eval_every": 400,
+        "eval_episodes": 3,
+        "max_episode_steps": 120,
+    }
     return RLAdapter(RLConfig(**{**base, **kw}))
 
 
 def test_evaluate_is_the_jobs_own_validation_and_test_read():
     adapter = tiny()
-    out = adapter.train(Job(level=0, kind="dense", trial=0, seed=0, weights=adapter.initial_weights(0), mask=None,
-                            budget=adapter.budget(), keep_final_weights=True))
+    out = adapter.train(
+        Job(
+            level=0,
+            kind="dense",
+            trial=0,
+            seed=0,
+            weights=adapter.initial_weights(0),
+            mask=None,
+            budget=adapter.budget(),
+            keep_final_weights=True,
+        )
+    )
     last = out.curve[-1]
     assert last.step == out.steps == 1240  # read after learn() on the final weights (8 envs x 5 steps a rollout)
     assert adapter.evaluate(out.final_weights, "val") == {"val_return": last.val}
@@ -107,12 +125,17 @@ def unit_input(layer: nn.Module, gen: torch.Generator) -> torch.Tensor:
 
 def test_families_cover_every_hidden_layer():
     found = {k: sorted(f.name for f in fams) for k, (_, fams) in policies().items()}
-    assert found["a2c-mlp"] == ["mlp_extractor.policy_net.0", "mlp_extractor.policy_net.2",
-                                "mlp_extractor.value_net.0", "mlp_extractor.value_net.2"]
+    assert found["a2c-mlp"] == [
+        "mlp_extractor.policy_net.0",
+        "mlp_extractor.policy_net.2",
+        "mlp_extractor.value_net.0",
+        "mlp_extractor.value_net.2",
+    ]
     assert found["dqn-mlp"] == ["q_net.q_net.0", "q_net.q_net.2"]
     assert found["a2c-cnn"] == [f"features_extractor.cnn.{i}" for i in (0, 2, 4)] + ["features_extractor.linear.0"]
-    assert found["dqn-cnn"] == [f"q_net.features_extractor.cnn.{i}" for i in (0, 2, 4)] + \
-        ["q_net.features_extractor.linear.0"]
+    assert found["dqn-cnn"] == [f"q_net.features_extractor.cnn.{i}" for i in (0, 2, 4)] + [
+        "q_net.features_extractor.linear.0"
+    ]
     linear = next(f for f in policies()["a2c-cnn"][1] if f.name == "features_extractor.linear.0")
     assert [m.tensor for m in linear.members][2:] == ["action_net.weight", "value_net.weight"]  # both heads read it
 
@@ -130,14 +153,15 @@ def test_zeroing_a_group_cuts_the_unit_off(kind):
         keep[unit] = False
         masks = group_masks([fam], {fam.name: keep}, shapes)
         layer = policy.get_submodule(fam.name)
-        readers = [(policy.get_submodule(m.tensor.removesuffix(".weight")), m.width) for m in fam.members[1:]
-                   if m.dim == 1]
+        readers = [
+            (policy.get_submodule(m.tensor.removesuffix(".weight")), m.width) for m in fam.members[1:] if m.dim == 1
+        ]
         dense = {n: params[n].detach().clone() for n in masks}
 
         def depends(reader: nn.Module, width: int, unit: int = unit) -> bool:
             x = unit_input(reader, gen)
             y = x.clone()
-            y[:, unit * width:(unit + 1) * width] += 1.0
+            y[:, unit * width : (unit + 1) * width] += 1.0
             with torch.no_grad():
                 return not torch.equal(reader(x), reader(y))
 

@@ -1,4 +1,5 @@
 """Bad RL input is one UsageError line naming the bad value and the valid choices, before anything is written."""
+
 from __future__ import annotations
 
 import sys
@@ -15,7 +16,10 @@ from lth_core.errors import UsageError  # noqa: E402
 
 
 def _raise_dependency(**kwargs):
-    raise gym.error.DependencyNotInstalled('Box2D is not installed, you can install it by run `pip install swig` followed by `pip install "gymnasium[box2d]"`')
+    raise gym.error.DependencyNotInstalled(
+        "Box2D is not installed, you can install it by run `pip install swig` followed by "
+        '`pip install "gymnasium[box2d]"`'
+    )
 
 
 if "LthTest/MissingModule-v0" not in gym.registry:
@@ -33,7 +37,9 @@ def usage_error(**fields) -> str:
 
 def test_unknown_env_names_valid_choices():
     msg = usage_error(env="CartPol-v1")
-    assert "'CartPol-v1'" in msg and "CartPole-v1" in msg and "Acrobot-v1" in msg and "any registered gymnasium id" in msg
+    assert (
+        "'CartPol-v1'" in msg and "CartPole-v1" in msg and "Acrobot-v1" in msg and "any registered gymnasium id" in msg
+    )
 
 
 def test_unknown_version_and_namespace():
@@ -64,8 +70,9 @@ def test_unknown_algo_and_bad_values():
     assert "--budget-scale" in usage_error(budget_scale=0.0)
 
 
-@pytest.mark.parametrize("flags", [["--env", "NoSuchEnv-v0"], ["--env", "Pendulum-v1", "--algo", "dqn"],
-                                   ["--algo", "sac"]])
+@pytest.mark.parametrize(
+    "flags", [["--env", "NoSuchEnv-v0"], ["--env", "Pendulum-v1", "--algo", "dqn"], ["--algo", "sac"]]
+)
 def test_cli_one_line_exit_2_nothing_written(flags, tmp_path, capsys):
     out = tmp_path / "results"
     with pytest.raises(SystemExit) as e:

@@ -1,5 +1,6 @@
 """Each RL preset starts and completes one tiny level through the real runner (dense, ticket, both controls),
 Atari included (ale-py ships the ROMs, so this runs offline)."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -10,14 +11,20 @@ pytest.importorskip("stable_baselines3")
 from domains.rl.adapter import RLAdapter  # noqa: E402
 from domains.rl.presets import PRESETS  # noqa: E402
 from lth_core.config import ImpConfig, RunOptions  # noqa: E402
-from lth_core.presets import apply  # noqa: E402
 from lth_core.imp_runner import ImpRunner  # noqa: E402
+from lth_core.presets import apply  # noqa: E402
 
 # Only what makes the run tiny changes; algorithm, network, pruning and evaluation protocol stay the preset's.
 TINY = {
     "yu2020-classic": {"budget_scale": 0.01, "eval_every": 50_000, "eval_episodes": 2},
-    "yu2020-atari": {"budget_scale": 0.00002, "eval_every": 10_000_000, "eval_episodes": 1,
-                     "max_episode_steps": 200, "n_envs": 2, "job_progress": False},
+    "yu2020-atari": {
+        "budget_scale": 0.00002,
+        "eval_every": 10_000_000,
+        "eval_episodes": 1,
+        "max_episode_steps": 200,
+        "n_envs": 2,
+        "job_progress": False,
+    },
 }
 
 

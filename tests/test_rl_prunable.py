@@ -3,6 +3,7 @@
 The accident to guard against (LIBRARY-NOTES): SB3 initialises the action head with gain 0.01, so one
 global magnitude threshold over every layer removes the whole head and the policy always takes one action.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -14,9 +15,9 @@ from domains.rl.adapter import RLAdapter  # noqa: E402
 from domains.rl.config import RLConfig  # noqa: E402
 from domains.rl.presets import PRESETS  # noqa: E402
 from lth_core.config import ImpConfig, RunOptions  # noqa: E402
+from lth_core.imp_runner import ImpRunner  # noqa: E402
 from lth_core.masks import Mask  # noqa: E402
 from lth_core.presets import apply  # noqa: E402
-from lth_core.imp_runner import ImpRunner  # noqa: E402
 from lth_core.strategies import PruneStep  # noqa: E402
 
 HEADS = {"action_head", "value_head", "q_head"}
@@ -26,9 +27,12 @@ def test_actor_critic_groups():
     a = RLAdapter(RLConfig(algo="a2c", net_arch="16,16"))
     groups = a.prunable(a.build(0), biases=False)
     assert groups == {
-        "mlp_extractor.policy_net.0.weight": "pi", "mlp_extractor.policy_net.2.weight": "pi",
-        "mlp_extractor.value_net.0.weight": "vf", "mlp_extractor.value_net.2.weight": "vf",
-        "action_net.weight": "action_head", "value_net.weight": "value_head",
+        "mlp_extractor.policy_net.0.weight": "pi",
+        "mlp_extractor.policy_net.2.weight": "pi",
+        "mlp_extractor.value_net.0.weight": "vf",
+        "mlp_extractor.value_net.2.weight": "vf",
+        "action_net.weight": "action_head",
+        "value_net.weight": "value_head",
     }
     with_bias = a.prunable(a.build(0), biases=True)
     assert set(with_bias) - set(groups) == {n.replace(".weight", ".bias") for n in groups}
@@ -70,19 +74,29 @@ def lowest_mask(preset: str, **imp_changes) -> tuple[Mask, dict[str, str]]:
     p = PRESETS[preset]
     imp = apply(apply(ImpConfig(), p.imp), imp_changes)
     adapter = RLAdapter(apply(RLConfig(), p.domain))
-    runner = ImpRunner(adapter, lambda: adapter, imp, RunOptions(out="unused-never-written"))
+    runner = ImpRunner(adapter, lambda: adapter, imp, RunOptions(out="unused-never-written"), preset=preset)
     weights = adapter.initial_weights(0)
     mask = runner.full_mask()
     for level in range(1, imp.levels + 1):
-        mask = runner.strategy(PruneStep(weights={n: weights[n] for n in runner.groups}, mask=mask, rates=runner.rates,
-                                         global_names=runner.global_names, seed=level))
+        mask = runner.strategy(
+            PruneStep(
+                weights={n: weights[n] for n in runner.groups},
+                mask=mask,
+                rates=runner.rates,
+                global_names=runner.global_names,
+                seed=level,
+            )
+        )
     return mask, runner.groups
 
 
 def emptied(mask: Mask, groups: dict[str, str]) -> list[str]:
     """Tensors cut far below the network's overall density, and action heads with an action left unread."""
-    bad = [n for n in mask.names()
-           if mask.kept()[n] < min(mask[n].numel(), max(2.0, 0.25 * mask.density * mask[n].numel()))]
+    bad = [
+        n
+        for n in mask.names()
+        if mask.kept()[n] < min(mask[n].numel(), max(2.0, 0.25 * mask.density * mask[n].numel()))
+    ]
     for n, g in groups.items():
         if g in HEADS and n.endswith(".weight") and mask[n].shape[0] > 1 and not mask[n].any(dim=1).all():
             bad.append(n)

@@ -1,5 +1,6 @@
 """What an RL training returns: rewind captures, early stopping on validation episodes only, the test score
 read there, resumed schedules after a rewind, the reward-threshold step, divergence."""
+
 from __future__ import annotations
 
 import math
@@ -17,20 +18,39 @@ from domains.rl.train import build_algorithm  # noqa: E402
 from lth_core.errors import Diverged  # noqa: E402
 from lth_core.job import Job  # noqa: E402
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as the executors train jobs: --cpus-per-job 1
 
 
 @pytest.fixture(scope="module")
 def adapter() -> RLAdapter:
-    return RLAdapter(RLConfig(env="CartPole-v1", algo="a2c", net_arch="16", timesteps=1200, eval_every=400,
-                              eval_episodes=3, max_episode_steps=120))
+    return RLAdapter(
+        RLConfig(
+            env="CartPole-v1",
+            algo="a2c",
+            net_arch="16",
+            timesteps=1200,
+            eval_every=400,
+            eval_episodes=3,
+            max_episode_steps=120,
+        )
+    )
 
 
 def test_dense_job_captures_and_selects_on_validation(adapter):
     start = adapter.initial_weights(0)
-    out = adapter.train(Job(level=0, kind="dense", trial=0, seed=0, weights=start, mask=None,
-                            budget=adapter.budget(), capture_steps=(0, 300), keep_final_weights=True))
+    out = adapter.train(
+        Job(
+            level=0,
+            kind="dense",
+            trial=0,
+            seed=0,
+            weights=start,
+            mask=None,
+            budget=adapter.budget(),
+            capture_steps=(0, 300),
+            keep_final_weights=True,
+        )
+    )
     assert set(out.captured) == {0, 300}
     assert all(torch.equal(out.captured[0][k], start[k]) for k in start)
     assert any(not torch.equal(out.captured[300][k], start[k]) for k in start)
@@ -42,8 +62,18 @@ def test_dense_job_captures_and_selects_on_validation(adapter):
 
 
 def test_rewound_job_resumes_the_schedule(adapter):
-    out = adapter.train(Job(level=1, kind="ticket", trial=0, seed=0, weights=adapter.initial_weights(0), mask=None,
-                            budget=adapter.budget(), start_step=500))
+    out = adapter.train(
+        Job(
+            level=1,
+            kind="ticket",
+            trial=0,
+            seed=0,
+            weights=adapter.initial_weights(0),
+            mask=None,
+            budget=adapter.budget(),
+            start_step=500,
+        )
+    )
     steps = [p.step for p in out.curve]  # the first env-step count at or past 800 (8 envs from 500), then the end:
     assert steps == [804, 1220]  # the rollout (8 envs x 5 steps) that crosses the budget 1200 ends at 1220, and the
     # end is evaluated after SB3's last update, which follows that rollout
@@ -54,11 +84,22 @@ def test_threshold_step_is_the_first_validation_point_reaching_it(adapter):
     low = replace(adapter.setup, info=replace(adapter.setup.info, reward_threshold=1.0))
     from domains.rl.train import train_job
 
-    out = train_job(low, Job(level=0, kind="dense", trial=0, seed=0, weights=adapter.initial_weights(0), mask=None,
-                             budget=adapter.budget()))
+    out = train_job(
+        low,
+        Job(
+            level=0,
+            kind="dense",
+            trial=0,
+            seed=0,
+            weights=adapter.initial_weights(0),
+            mask=None,
+            budget=adapter.budget(),
+        ),
+    )
     assert out.extras["threshold_step"] == 400
-    out = adapter.train(Job(level=0, kind="dense", trial=0, seed=0, weights=adapter.initial_weights(0), mask=None,
-                            budget=400))
+    out = adapter.train(
+        Job(level=0, kind="dense", trial=0, seed=0, weights=adapter.initial_weights(0), mask=None, budget=400)
+    )
     assert math.isnan(out.extras["threshold_step"])  # 475 is not reached in 400 steps
 
 

@@ -1,16 +1,17 @@
 """The IMP runner end to end on the toy adapter: rewinding, controls, resume, transfer."""
+
 import json
 
 import pandas as pd
 import pytest
 import torch
+from toy_adapter import ToyAdapter, ToyConfig
 
 from lth_core.config import ImpConfig, RunOptions
 from lth_core.errors import UsageError
-from lth_core.masks import Mask
 from lth_core.imp_runner import ImpRunner
+from lth_core.masks import Mask
 from lth_core.store import RunStore
-from toy_adapter import ToyAdapter, ToyConfig
 
 VOLATILE = ["wall_seconds", "git_commit"]
 
@@ -18,8 +19,12 @@ VOLATILE = ["wall_seconds", "git_commit"]
 def run(tmp, imp=None, cfg=None, adapter=None, **opts):
     cfg = cfg or ToyConfig()
     adapter = adapter or ToyAdapter(cfg)
-    runner = ImpRunner(adapter, lambda: ToyAdapter(cfg), imp or ImpConfig(levels=2, trials=2),
-                       RunOptions(out=str(tmp), progress=False, **opts))
+    runner = ImpRunner(
+        adapter,
+        lambda: ToyAdapter(cfg),
+        imp or ImpConfig(levels=2, trials=2),
+        RunOptions(out=str(tmp), progress=False, **opts),
+    )
     return runner.run(), adapter
 
 
@@ -32,8 +37,25 @@ def test_contract_files_and_columns(tmp_path):
     for f in ("results.csv", "summary.csv", "summary.md", "figure1.png", "run.json"):
         assert (path / f).is_file(), f
     df = pd.read_csv(path / "results.csv")
-    for col in ["domain", "task", "kind", "level", "trial", "density", "metric", "score", "early_stop_step",
-                "final_score", "higher_is_better", "seed", "wall_seconds", "config_hash", "git_commit", "versions", "config"]:
+    for col in [
+        "domain",
+        "task",
+        "kind",
+        "level",
+        "trial",
+        "density",
+        "metric",
+        "score",
+        "early_stop_step",
+        "final_score",
+        "higher_is_better",
+        "seed",
+        "wall_seconds",
+        "config_hash",
+        "git_commit",
+        "versions",
+        "config",
+    ]:
         assert col in df.columns, col
     assert len(df) == 2 + 2 * 2 * 3
     assert set(df[df.level == 0].kind) == {"dense"} and (df[df.level == 0].density == 1.0).all()
@@ -51,6 +73,7 @@ def test_rewind_to_step_k_uses_the_weights_captured_in_the_dense_run(tmp_path):
     # recompute step 20 of the dense job independently
     a = ToyAdapter(ToyConfig())
     from lth_core.job import Job
+
     out = a.train(Job(level=0, kind="dense", trial=0, seed=0, weights=init, mask=None, budget=60, capture_steps=(20,)))
     assert all(torch.equal(out.captured[20][k], rewind[k]) for k in rewind)
     df = pd.read_csv(path / "results.csv")
@@ -63,8 +86,10 @@ def test_controls_really_differ_from_the_ticket(tmp_path):
     path, _ = run(tmp_path, ImpConfig(levels=1, trials=1))
     df = pd.read_csv(path / "results.csv").set_index("kind")
     assert df.loc["ticket", "kept"] == df.loc["random_mask", "kept"] == df.loc["random_reinit", "kept"]
-    assert len({df.loc[k, "score"] for k in ("ticket", "random_mask", "random_reinit")}) > 1 or \
-        len({df.loc[k, "val_at_stop"] for k in ("ticket", "random_mask", "random_reinit")}) == 3
+    assert (
+        len({df.loc[k, "score"] for k in ("ticket", "random_mask", "random_reinit")}) > 1
+        or len({df.loc[k, "val_at_stop"] for k in ("ticket", "random_mask", "random_reinit")}) == 3
+    )
 
 
 class Crash(BaseException):
@@ -103,8 +128,9 @@ def test_one_shot_prunes_from_the_dense_weights(tmp_path):
 
 def test_ticket_transfer_trains_the_source_tickets_under_another_config(tmp_path):
     src, _ = run(tmp_path / "src", ImpConfig(levels=2, trials=1))
-    dst, _ = run(tmp_path / "dst", ImpConfig(levels=2, trials=1), cfg=ToyConfig(optimizer="sgd", lr=0.05),
-                 ticket_from=str(src))
+    dst, _ = run(
+        tmp_path / "dst", ImpConfig(levels=2, trials=1), cfg=ToyConfig(optimizer="sgd", lr=0.05), ticket_from=str(src)
+    )
     for level in (1, 2):
         a = Mask.load(RunStore(src).state_path(f"mask-L{level:02d}-t0"))
         df = pd.read_csv(dst / "results.csv")

@@ -1,4 +1,5 @@
 """Schedules are registered classes: the built-ins keep the runner's old rules, and a new one is one class."""
+
 import json
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ def test_builtin_sources_and_rates():
     assert SCHEDULES.get("iterative").source(3) == Source("final", 2, 2)
     assert SCHEDULES.get("iterative").rates(3, base) == base
     assert SCHEDULES.get("one_shot").source(3) == Source("final", 0, 0)
-    assert SCHEDULES.get("one_shot").rates(3, base) == {"a": 1 - 0.8 ** 3, "b": 1 - 0.9 ** 3}
+    assert SCHEDULES.get("one_shot").rates(3, base) == {"a": 1 - 0.8**3, "b": 1 - 0.9**3}
 
 
 @SCHEDULES.register("anchored")
@@ -49,8 +50,26 @@ def test_a_schedule_of_one_class_with_a_flag_runs_and_joins_the_hash(tmp_path, c
     metas = {}
     for anchor in ("0", "1"):
         out = tmp_path / anchor
-        main(["--domain", "toy", "--levels", "3", "--trials", "1", "--controls", "", "--schedule", "anchored",
-              "--anchored-anchor", anchor, "--out", str(out), "--noprogress"], TABLE)
+        main(
+            [
+                "--domain",
+                "toy",
+                "--levels",
+                "3",
+                "--trials",
+                "1",
+                "--controls",
+                "",
+                "--schedule",
+                "anchored",
+                "--anchored-anchor",
+                anchor,
+                "--out",
+                str(out),
+                "--noprogress",
+            ],
+            TABLE,
+        )
         (folder,) = out.iterdir()
         metas[anchor] = json.loads((folder / "run.json").read_text())
         df = pd.read_csv(folder / "results.csv")

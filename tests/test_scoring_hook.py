@@ -1,5 +1,6 @@
 """A gradient-based strategy: PruneStep carries the initial and rewind weights and the domain's scoring hook,
 and a domain without a training loss is refused in one line before the run folder exists."""
+
 import json
 from dataclasses import dataclass
 
@@ -55,8 +56,25 @@ class SnipProbe(Strategy):
 def run(tmp_path, name, table, *flags):
     STEPS.clear()
     out = tmp_path / name
-    main(["--domain", "toy", "--levels", "1", "--trials", "1", "--controls", "", "--strategy", "snip_probe",
-          "--out", str(out), "--noprogress", *flags], table)
+    main(
+        [
+            "--domain",
+            "toy",
+            "--levels",
+            "1",
+            "--trials",
+            "1",
+            "--controls",
+            "",
+            "--strategy",
+            "snip_probe",
+            "--out",
+            str(out),
+            "--noprogress",
+            *flags,
+        ],
+        table,
+    )
     (folder,) = out.iterdir()
     return json.loads((folder / "run.json").read_text())
 
@@ -72,17 +90,19 @@ def test_a_domain_without_the_hook_is_refused_before_anything_is_written(tmp_pat
 
 def test_the_step_carries_initial_and_rewind_weights_and_the_hook_scores(tmp_path):
     one = run(tmp_path, "one", {"toy": "test_scoring_hook:HookedToy"}, "--rewind-step", "20")
-    (_, step, mask_one), = STEPS
+    ((_, step, mask_one),) = STEPS
     adapter = ToyAdapter(ToyConfig())
     init = adapter.initial_weights(0)
     assert all(torch.equal(step.initial[k], init[k]) for k in init)
-    dense = adapter.train(Job(level=0, kind="dense", trial=0, seed=0, weights=init, mask=None, budget=60,
-                              capture_steps=(20,)))
+    dense = adapter.train(
+        Job(level=0, kind="dense", trial=0, seed=0, weights=init, mask=None, budget=60, capture_steps=(20,))
+    )
     assert all(torch.equal(step.rewind[k], dense.captured[20][k]) for k in init)
     assert any(not torch.equal(step.rewind[k], init[k]) for k in init)
-    four = run(tmp_path, "four", {"toy": "test_scoring_hook:HookedToy"}, "--rewind-step", "20",
-               "--snip-probe-batches", "4")
-    (batches, _, mask_four), = STEPS
+    four = run(
+        tmp_path, "four", {"toy": "test_scoring_hook:HookedToy"}, "--rewind-step", "20", "--snip-probe-batches", "4"
+    )
+    ((batches, _, mask_four),) = STEPS
     assert batches == 4 and mask_four.kept() == mask_one.kept()
     assert any(not torch.equal(mask_four[n], mask_one[n]) for n in mask_one)
     assert one["config_hash"] != four["config_hash"]

@@ -1,6 +1,8 @@
 """Exact counts and nesting of every pruning strategy and of the controls."""
+
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lth_core.controls import CONTROLS, ControlInput
 from lth_core.masks import Mask
@@ -17,8 +19,15 @@ def weights(seed=0, shapes=SHAPES):
 
 def step(w, mask, rate=0.2, overrides=None, strategy="magnitude_layerwise", seed=0):
     overrides = overrides or {}
-    return STRATEGIES.get(strategy)(PruneStep(weights=w, mask=mask, rates=resolve_rates(GROUPS, rate, overrides),
-                                              global_names=global_names(GROUPS, overrides), seed=seed))
+    return STRATEGIES.get(strategy)(
+        PruneStep(
+            weights=w,
+            mask=mask,
+            rates=resolve_rates(GROUPS, rate, overrides),
+            global_names=global_names(GROUPS, overrides),
+            seed=seed,
+        )
+    )
 
 
 def test_layerwise_counts_are_exact_with_overrides():
@@ -64,13 +73,17 @@ def test_one_shot_rates_reach_the_iterative_density():
     iterative = mask
     for level in range(1, 5):
         iterative = step(w, iterative, 0.2)
-        one_shot = step(w, mask, 1 - 0.8 ** level)
+        one_shot = step(w, mask, 1 - 0.8**level)
         assert abs(one_shot.density - iterative.density) < 0.01
 
 
 @settings(max_examples=30, deadline=None)
-@given(rate=st.floats(0.05, 0.95), levels=st.integers(1, 6), seed=st.integers(0, 999),
-       strategy=st.sampled_from(["magnitude_layerwise", "magnitude_global", "random"]))
+@given(
+    rate=st.floats(0.05, 0.95),
+    levels=st.integers(1, 6),
+    seed=st.integers(0, 999),
+    strategy=st.sampled_from(["magnitude_layerwise", "magnitude_global", "random"]),
+)
 def test_property_masks_nest_and_counts_follow_the_rate(rate, levels, seed, strategy):
     mask = Mask.ones_like(weights())
     for level in range(levels):

@@ -1,5 +1,6 @@
 """The vision adapter's optional capabilities: evaluate arbitrary weights, a training loss for scoring, and
 the group families of every model (neurons, filters with their BatchNorm entries, residual channels)."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -27,8 +28,19 @@ def test_the_adapter_offers_all_three_capabilities(adapter):
 
 @pytest.mark.parametrize("batched", [False, True])
 def test_evaluate_reproduces_a_trained_jobs_recorded_final_values(adapter, batched):
-    jobs = [Job(level=0, kind="dense", trial=i, seed=i, weights=adapter.initial_weights(i), mask=None,
-                budget=30, keep_final_weights=True) for i in range(2)]
+    jobs = [
+        Job(
+            level=0,
+            kind="dense",
+            trial=i,
+            seed=i,
+            weights=adapter.initial_weights(i),
+            mask=None,
+            budget=30,
+            keep_final_weights=True,
+        )
+        for i in range(2)
+    ]
     outs = adapter.train_batch(jobs) if batched else [adapter.train(j) for j in jobs]
     m = adapter.metric()
     for out in outs:

@@ -1,15 +1,16 @@
 """Vision datasets: offline loading from torchvision's layout, a validation split that never touches test,
 one-line errors for missing files, and the batched augmentation."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
+from benchmarks.fake_vision_files import write_cifar10, write_cifar100, write_mnist
 from domains.vision.augment import crop_flip
 from domains.vision.config import VisionConfig
 from domains.vision.data import DATASETS, load
-from benchmarks.fake_vision_files import write_cifar10, write_cifar100, write_mnist
 from lth_core.errors import UsageError
 
 
@@ -68,8 +69,15 @@ def test_split_is_fixed_across_loads_and_trials(tmp_path):
     assert torch.equal(a.val_index, b.val_index)
 
 
-@pytest.mark.parametrize("dataset,looked_for", [("mnist", "MNIST/raw"), ("fashion-mnist", "FashionMNIST/raw"),
-                                                ("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python")])
+@pytest.mark.parametrize(
+    "dataset,looked_for",
+    [
+        ("mnist", "MNIST/raw"),
+        ("fashion-mnist", "FashionMNIST/raw"),
+        ("cifar10", "cifar-10-batches-py"),
+        ("cifar100", "cifar-100-python"),
+    ],
+)
 def test_missing_files_are_one_line_usage_errors_naming_where_and_how(tmp_path, dataset, looked_for):
     with pytest.raises(UsageError) as err:
         load(VisionConfig(dataset=dataset, model="conv2", data_dir=str(tmp_path / "nowhere")))

@@ -1,4 +1,5 @@
 """Every vision model: output shape, prunable tensors and their groups, seeded builds, input checks."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,7 +18,11 @@ CASES = {
     "cnn1d": ((1, 40), 1 * 25 * 5 + 25 * 25 * 3 * 2 + 125 * 10, {"conv", "output"}),
     "lenet5": ((1, 28, 28), 6 * 25 + 16 * 6 * 25 + 400 * 120 + 120 * 84 + 84 * 10, {"conv", "fc", "output"}),
     # Conv-2/4 weight counts as F&C Figure 2 gives them (4.3M, 2.4M)
-    "conv2": ((3, 32, 32), 3 * 64 * 9 + 64 * 64 * 9 + 16 * 16 * 64 * 256 + 256 * 256 + 256 * 10, {"conv", "fc", "output"}),
+    "conv2": (
+        (3, 32, 32),
+        3 * 64 * 9 + 64 * 64 * 9 + 16 * 16 * 64 * 256 + 256 * 256 + 256 * 10,
+        {"conv", "fc", "output"},
+    ),
     "conv4": ((3, 32, 32), 2_425_024, {"conv", "fc", "output"}),
     "conv6": ((3, 32, 32), 2_261_184, {"conv", "fc", "output"}),
     "vgg11": ((3, 32, 32), 9_222_848, {"conv", "output"}),
@@ -53,8 +58,17 @@ def test_forward_shape_and_prunable_tensors(name):
     assert all(with_bias[f"{n.rsplit('.', 1)[0]}.weight"] == g for n, g in with_bias.items())
 
 
-@pytest.mark.parametrize("name,shape", [("mlp", (1, 8, 8)), ("lenet_300_100", (3, 32, 32)), ("conv2", (1, 28, 28)),
-                                        ("lenet5", (3, 32, 32)), ("vgg11", (1, 28, 28)), ("resnet20", (1, 28, 28))])
+@pytest.mark.parametrize(
+    "name,shape",
+    [
+        ("mlp", (1, 8, 8)),
+        ("lenet_300_100", (3, 32, 32)),
+        ("conv2", (1, 28, 28)),
+        ("lenet5", (3, 32, 32)),
+        ("vgg11", (1, 28, 28)),
+        ("resnet20", (1, 28, 28)),
+    ],
+)
 def test_models_adapt_to_other_input_shapes_and_class_counts(name, shape):
     model = create(name, shape, 100)
     assert model(torch.randn(2, *shape)).shape == (2, 100)

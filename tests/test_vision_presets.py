@@ -1,5 +1,6 @@
 """Each vision preset through the real CLI: papers' settings start and finish one tiny level on generated
 files in torchvision's layout; transfer trains another run's tickets; bad input exits 2 with one line."""
+
 from __future__ import annotations
 
 import json
@@ -8,14 +9,21 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmarks.fake_vision_files import write_cifar10, write_mnist
 from benchmarks.run import main
 from domains.vision.adapter import VisionAdapter
-from benchmarks.fake_vision_files import write_cifar10, write_mnist
 from lth_core.config import ImpConfig
 from lth_core.presets import apply
 
-PAPER_PRESETS = ["frankle2019-lenet", "frankle2019-conv2", "frankle2019-conv4", "frankle2019-conv6",
-                 "stabilizing-resnet20", "stabilizing-vgg19", "morcos2019-transfer"]
+PAPER_PRESETS = [
+    "frankle2019-lenet",
+    "frankle2019-conv2",
+    "frankle2019-conv4",
+    "frankle2019-conv6",
+    "stabilizing-resnet20",
+    "stabilizing-vgg19",
+    "morcos2019-transfer",
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +42,30 @@ def tiny(preset: str, data_dir: Path, out: Path, *extra: str) -> list[str]:
     ~80 GFLOP, seconds on this CPU; the `slow` test runs the CIFAR presets at their own batch size.
     """
     iterations = VisionAdapter.presets[preset].domain["iterations"]
-    return ["--domain", "vision", "--preset", preset, "--budget-scale", f"{3 / iterations:.8f}",
-            "--eval-every", str(iterations), "--levels", "1", "--trials", "1", "--data-dir", str(data_dir),
-            "--val-size", "30", "--threads", "1", "--out", str(out), "--noprogress", *extra]
+    return [
+        "--domain",
+        "vision",
+        "--preset",
+        preset,
+        "--budget-scale",
+        f"{3 / iterations:.8f}",
+        "--eval-every",
+        str(iterations),
+        "--levels",
+        "1",
+        "--trials",
+        "1",
+        "--data-dir",
+        str(data_dir),
+        "--val-size",
+        "30",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--noprogress",
+        *extra,
+    ]
 
 
 def run_folder(out: Path) -> Path:
@@ -61,7 +90,11 @@ def test_paper_hyperparameters():
     lenet = P["frankle2019-lenet"]
     assert (lenet.domain["lr"], lenet.domain["batch_size"], lenet.domain["iterations"]) == (1.2e-3, 60, 50000)
     assert lenet.imp["rate"] == 0.2 and lenet.imp["rate_overrides"] == "output=0.1"
-    for name, lr, iters, conv in (("conv2", 2e-4, 20000, 0.1), ("conv4", 3e-4, 25000, 0.1), ("conv6", 3e-4, 30000, 0.15)):
+    for name, lr, iters, conv in (
+        ("conv2", 2e-4, 20000, 0.1),
+        ("conv4", 3e-4, 25000, 0.1),
+        ("conv6", 3e-4, 30000, 0.15),
+    ):
         p = P[f"frankle2019-{name}"]
         assert (p.domain["lr"], p.domain["iterations"], p.domain["batch_size"]) == (lr, iters, 60)
         assert p.imp["rate_overrides"] == f"conv={conv},output=0.1" and p.imp["rate"] == 0.2
@@ -69,7 +102,9 @@ def test_paper_hyperparameters():
     assert ImpConfig(rewind_step=r20.imp["rewind_step"]).rewind_at(30000) == 500
     assert ImpConfig(rewind_step=vgg.imp["rewind_step"]).rewind_at(112480) == 500
     for p in (r20, vgg):
-        assert p.imp["strategy"] == "magnitude_global" and p.imp["rate"] == 0.2 and p.imp["rate_overrides"] == "output=0"
+        assert (
+            p.imp["strategy"] == "magnitude_global" and p.imp["rate"] == 0.2 and p.imp["rate_overrides"] == "output=0"
+        )
         assert (p.domain["optimizer"], p.domain["lr"], p.domain["momentum"]) == ("sgd", 0.1, 0.9)
 
 

@@ -1,5 +1,6 @@
 """The claim of the `quick` preset, end to end: at its three lowest densities the ticket's mean test accuracy
 beats both controls' means. Minutes of CPU, so `slow`; the default suite checks the preset's shape."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -21,8 +22,12 @@ def test_quick_preset_shape():
 
 @pytest.mark.slow
 def test_quick_ticket_beats_both_controls_at_the_three_lowest_densities(tmp_path):
-    assert main(["--domain", "vision", "--preset", "quick", "--out", str(tmp_path), "--executor", "process",
-                 "--noprogress"]) == 0
+    assert (
+        main(
+            ["--domain", "vision", "--preset", "quick", "--out", str(tmp_path), "--executor", "process", "--noprogress"]
+        )
+        == 0
+    )
     (folder,) = list(tmp_path.iterdir())
     rows = pd.read_csv(folder / "results.csv")
     assert (rows.status == "ok").all()

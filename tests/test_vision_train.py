@@ -1,5 +1,6 @@
 """The vision training loop: masks held, rewind-consistent data order, captures, early stopping on
 validation, the learning-rate schedule, determinism and divergence."""
+
 from __future__ import annotations
 
 import math
@@ -88,8 +89,9 @@ def test_batches_cover_each_epoch_once_and_are_random_access():
 
 
 def test_schedule_warmup_and_step_decay_scale_with_the_budget():
-    c = VisionConfig(iterations=30000, lr=0.1, lr_milestones="20000,25000", warmup=1000, budget_scale=0.01,
-                     eval_every=10000)
+    c = VisionConfig(
+        iterations=30000, lr=0.1, lr_milestones="20000,25000", warmup=1000, budget_scale=0.01, eval_every=10000
+    )
     c.validate()
     s = Schedule(c)
     assert c.total_iterations() == 300 and c.milestones() == [200, 250] and c.warmup_iterations() == 10
@@ -111,8 +113,18 @@ def test_augmented_cifar_shaped_training_runs_and_holds_the_mask(tmp_path):
     from benchmarks.fake_vision_files import write_cifar10
 
     write_cifar10(tmp_path, per_batch=20, n_test=20)
-    ad = adapter(dataset="cifar10", model="resnet20", data_dir=str(tmp_path), val_size=20, iterations=4,
-                 eval_every=2, batch_size=8, optimizer="sgd", momentum=0.9, lr=0.1)
+    ad = adapter(
+        dataset="cifar10",
+        model="resnet20",
+        data_dir=str(tmp_path),
+        val_size=20,
+        iterations=4,
+        eval_every=2,
+        batch_size=8,
+        optimizer="sgd",
+        momentum=0.9,
+        lr=0.1,
+    )
     assert ad.data().augment == "crop_flip"
     w0 = ad.initial_weights(0)
     mask = half_mask(ad, w0)
@@ -137,8 +149,9 @@ def test_test_set_read_only_at_the_early_stop_step_and_end_gives_the_same_scores
     for curve in (False, True):
         ad = adapter(iterations=200, eval_every=10, train_size=100, lr=0.01, optimizer="adam", test_curve=curve)
         w0 = ad.initial_weights(2)
-        runs[curve] = ad.train(Job(1, "ticket", 0, 5, w0, half_mask(ad, w0) if masked else None, ad.budget(),
-                                   keep_final_weights=True))
+        runs[curve] = ad.train(
+            Job(1, "ticket", 0, 5, w0, half_mask(ad, w0) if masked else None, ad.budget(), keep_final_weights=True)
+        )
     lazy, full = runs[False], runs[True]
     assert lazy.early_stop_step < 200  # the early-stop step is not the last one, so the kept weights are used
     assert (lazy.score, lazy.final_score, lazy.early_stop_step) == (full.score, full.final_score, full.early_stop_step)

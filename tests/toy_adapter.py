@@ -1,5 +1,6 @@
 """A small domain for the engine's tests, and the template of a domain: a tiny MLP on generated data, trained by
 a plain loop that calls the engine's protocol (lth_core/protocol.py); see docs/ARCHITECTURE.md, "add a domain"."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,8 +11,8 @@ from torch import nn
 from lth_core.adapter import Adapter, Metric
 from lth_core.config import DomainConfig, opt
 from lth_core.errors import Diverged, UsageError
-from lth_core.mask_hold import MaskHold
 from lth_core.job import Job, Outcome
+from lth_core.mask_hold import MaskHold
 from lth_core.masks import Mask
 from lth_core.presets import Preset
 from lth_core.protocol import EvalGrid, JobProtocol, Trainee
@@ -90,8 +91,13 @@ class ToyAdapter(Adapter):
             del net.dec.weight
             net.dec.weight = net.enc.weight  # one Parameter under two names
             return net
-        return nn.Sequential(nn.Linear(10, self.config.hidden), nn.ReLU(), nn.Linear(self.config.hidden, self.config.hidden),
-                             nn.ReLU(), nn.Linear(self.config.hidden, 3))
+        return nn.Sequential(
+            nn.Linear(10, self.config.hidden),
+            nn.ReLU(),
+            nn.Linear(self.config.hidden, self.config.hidden),
+            nn.ReLU(),
+            nn.Linear(self.config.hidden, 3),
+        )
 
     def prunable(self, model: nn.Module, biases: bool) -> dict[str, str]:
         out = {}
@@ -123,8 +129,12 @@ class ToyAdapter(Adapter):
         model.load_state_dict(job.weights)
         hold = MaskHold(model, Mask(job.mask)) if job.mask is not None else None
         opt_ = OPTIMIZERS[self.config.optimizer](model.parameters(), self.config.lr)  # built after the mask
-        protocol = JobProtocol(job, ToyTrainee(self, model), EvalGrid(self.config.eval_every),
-                               val_higher_is_better=self.metric().val_higher_is_better)
+        protocol = JobProtocol(
+            job,
+            ToyTrainee(self, model),
+            EvalGrid(self.config.eval_every),
+            val_higher_is_better=self.metric().val_higher_is_better,
+        )
         g = torch.Generator().manual_seed(job.order_seed)
         x, y = self.train_set
         for step in range(job.start_step, job.budget):

@@ -8,6 +8,7 @@ see train.py. Prunable: attention projections and feed-forward weights (LSTM: th
 weights); embeddings and the output projection with --prune-embeddings, where a tied embedding is
 one tensor of the mask under its first name.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -7,6 +7,7 @@ class, only for the duration of a `with` block: loads of files we did not write 
 and a checkpoint carrying any other object is still refused. Our own saved state is plain tensors
 and never needs this.
 """
+
 from __future__ import annotations
 
 import argparse

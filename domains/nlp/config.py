@@ -6,6 +6,7 @@ version; for Hugging Face, the dataset/config/revision fields already name it); 
 in the run's identity, so the run hash changes when the data changes and not when the folder moves.
 `validate()` only checks: `--data-dir` / `--hf-dataset` imply their dataset when the config is made.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,28 +27,43 @@ def _choice(flag: str, value: str, valid) -> None:
 
 @dataclass
 class NLPConfig(DomainConfig):
-    task: str = opt("translation", "what is learned: translation (test BLEU by sacreBLEU) or language_modeling "
-                                   "(test perplexity)")
-    dataset: str = opt("synthetic", "text source: synthetic (generated, offline), folder (--data-dir) or hf "
-                                    "(--hf-dataset); --data-dir / --hf-dataset imply folder / hf")
-    data_dir: str = opt("", "folder of SPLIT.LANG[.gz] files: train, val|valid|dev, test* (one of each)", identity=False)
+    task: str = opt(
+        "translation", "what is learned: translation (test BLEU by sacreBLEU) or language_modeling (test perplexity)"
+    )
+    dataset: str = opt(
+        "synthetic",
+        "text source: synthetic (generated, offline), folder (--data-dir) or hf "
+        "(--hf-dataset); --data-dir / --hf-dataset imply folder / hf",
+    )
+    data_dir: str = opt(
+        "", "folder of SPLIT.LANG[.gz] files: train, val|valid|dev, test* (one of each)", identity=False
+    )
     src: str = opt("en", "source language suffix (the text's language for language modelling)")
     tgt: str = opt("de", "target language suffix")
     test_split: str = opt("", "which test* split of a folder is scored when it has several, e.g. test_2016_flickr")
-    hf_dataset: str = opt("", "Hugging Face dataset, e.g. wmt/wmt14, bentrevett/multi30k, IWSLT/iwslt2017, Salesforce/wikitext "
-                                    "(needs a network)")
+    hf_dataset: str = opt(
+        "",
+        "Hugging Face dataset, e.g. wmt/wmt14, bentrevett/multi30k, IWSLT/iwslt2017, Salesforce/wikitext "
+        "(needs a network)",
+    )
     hf_config: str = opt("", "its configuration, e.g. de-en, iwslt2017-en-de, wikitext-2-v1")
     hf_revision: str = opt("", "its revision (a commit or tag; '' = the hub's default)")
     train_limit: int = opt(0, "train on the first N pairs (lines) only; 0 = all")
     synthetic_size: int = opt(20000, "training pairs made by the synthetic source")
     synthetic_eval_size: int = opt(500, "validation and test pairs (each) made by the synthetic source")
     synthetic_seed: int = opt(7, "seed of the synthetic language and its sentences")
-    tokenizer: str = opt("bpe", "sentencepiece bpe or unigram learned on the training split (joint for source and "
-                                "target), or word (whitespace, for pre-tokenised text such as Wikitext)")
+    tokenizer: str = opt(
+        "bpe",
+        "sentencepiece bpe or unigram learned on the training split (joint for source and "
+        "target), or word (whitespace, for pre-tokenised text such as Wikitext)",
+    )
     vocab_size: int = opt(8000, "sentencepiece vocabulary size")
-    arch: str = opt("transformer_lth_tiny", "fairseq architecture, e.g. transformer_lth_tiny, transformer_lth_small, "
-                                            "transformer_iwslt_de_en, transformer, transformer_vaswani_wmt_en_de_big, "
-                                            "lstm_lm_lth_small, lstm_lm")
+    arch: str = opt(
+        "transformer_lth_tiny",
+        "fairseq architecture, e.g. transformer_lth_tiny, transformer_lth_small, "
+        "transformer_iwslt_de_en, transformer, transformer_vaswani_wmt_en_de_big, "
+        "lstm_lm_lth_small, lstm_lm",
+    )
     share_embeddings: bool = opt(True, "one embedding matrix for source, target and output projection (translation)")
     prune_embeddings: bool = opt(False, "also prune embeddings (and the output projection tied to them)")
     dropout: float = opt(0.1, "dropout")
@@ -69,8 +85,11 @@ class NLPConfig(DomainConfig):
     tokens_per_sample: int = opt(256, "language modelling: tokens per block")
     precision: str = opt("fp32", "fp32, or amp (mixed precision; CUDA only)")
     device: str = opt("auto", "auto (CUDA when available), cpu or cuda", identity=False)
-    cache_dir: str = opt("", "cache of tokenised and binarised data (default: $XDG_CACHE_HOME or ~/.cache, /lth-bench/nlp)",
-                         identity=False)
+    cache_dir: str = opt(
+        "",
+        "cache of tokenised and binarised data (default: $XDG_CACHE_HOME or ~/.cache, /lth-bench/nlp)",
+        identity=False,
+    )
     threads: int = opt(0, "torch intra-op threads per training (0 = leave as set)", identity=False)
 
     def __post_init__(self) -> None:
@@ -109,8 +128,9 @@ class NLPConfig(DomainConfig):
         if self.dataset == "folder" and not self.data_dir:
             raise UsageError("--dataset folder needs --data-dir DIR (a folder of train/valid/test files)")
         if self.dataset == "hf" and not self.hf_dataset:
-            raise UsageError("--dataset hf needs --hf-dataset NAME, e.g. wmt/wmt14, bentrevett/multi30k, "
-                             "Salesforce/wikitext")
+            raise UsageError(
+                "--dataset hf needs --hf-dataset NAME, e.g. wmt/wmt14, bentrevett/multi30k, Salesforce/wikitext"
+            )
         if self.data_dir and self.dataset != "folder":
             raise UsageError(f"--data-dir is only read with --dataset folder, not {self.dataset!r}")
         if self.hf_dataset and self.dataset != "hf":
@@ -128,9 +148,17 @@ class NLPConfig(DomainConfig):
                 raise UsageError("--device cuda: no CUDA device is visible; use --device cpu or auto")
         if self.precision == "amp" and self.resolved_device() != "cuda":
             raise UsageError("--precision amp needs a CUDA device; use --precision fp32 on CPU")
-        positive = {"--max-updates": self.max_updates, "--eval-every": self.eval_every, "--max-tokens": self.max_tokens,
-                    "--eval-max-tokens": self.eval_max_tokens, "--beam": self.beam, "--update-freq": self.update_freq, "--tokens-per-sample": self.tokens_per_sample,
-                    "--synthetic-size": self.synthetic_size, "--synthetic-eval-size": self.synthetic_eval_size}
+        positive = {
+            "--max-updates": self.max_updates,
+            "--eval-every": self.eval_every,
+            "--max-tokens": self.max_tokens,
+            "--eval-max-tokens": self.eval_max_tokens,
+            "--beam": self.beam,
+            "--update-freq": self.update_freq,
+            "--tokens-per-sample": self.tokens_per_sample,
+            "--synthetic-size": self.synthetic_size,
+            "--synthetic-eval-size": self.synthetic_eval_size,
+        }
         for flag, v in positive.items():
             if v < 1:
                 raise UsageError(f"{flag} {v} must be >= 1")

@@ -8,11 +8,11 @@ Every source also has a cheap `fingerprint`, the part of the data's identity tha
 fields do not already name (for a folder: a hash of the files' bytes), so that a run's hash changes
 when the data under the same path changes.
 """
+
 from __future__ import annotations
 
 import gzip
 import hashlib
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -61,8 +61,12 @@ def _limit(corpus: Corpus, n: int) -> Corpus:
 def _synthetic_load(cfg: "NLPConfig") -> Corpus:
     from domains.nlp.synthetic import generate
 
-    data = generate(n_train=cfg.synthetic_size, n_valid=cfg.synthetic_eval_size, n_test=cfg.synthetic_eval_size,
-                    seed=cfg.synthetic_seed)
+    data = generate(
+        n_train=cfg.synthetic_size,
+        n_valid=cfg.synthetic_eval_size,
+        n_test=cfg.synthetic_eval_size,
+        seed=cfg.synthetic_seed,
+    )
     if cfg.task == "translation":
         return Corpus({s: data[s] for s in SPLITS})
     # language modelling on the generated language: the target side as monolingual text
@@ -110,8 +114,10 @@ def _find(folder: Path, stem: str, lang: str, lm: bool) -> Path:
     cands = [folder / f"{stem}.{ext}{gz}" for ext in (lang,) + (LM_SUFFIXES if lm else ()) for gz in ("", ".gz")]
     found = [c for c in cands if c.is_file()]
     if len(found) != 1:
-        raise UsageError(f"--data-dir {folder}: {len(found)} files for split {stem!r} of {lang!r} "
-                         f"({', '.join(c.name for c in found)}); keep exactly one")
+        raise UsageError(
+            f"--data-dir {folder}: {len(found)} files for split {stem!r} of {lang!r} "
+            f"({', '.join(c.name for c in found)}); keep exactly one"
+        )
     return found[0]
 
 
@@ -128,17 +134,23 @@ def folder_files(cfg: "NLPConfig") -> dict[str, list[Path]]:
         stems = sorted(set.intersection(*per_lang.values()))
         if split == "test" and cfg.test_split:
             if cfg.test_split not in stems:
-                raise UsageError(f"--test-split {cfg.test_split!r} not in {folder} for {'/'.join(langs)}; "
-                                 f"valid choices: {', '.join(stems) or 'none'}")
+                raise UsageError(
+                    f"--test-split {cfg.test_split!r} not in {folder} for {'/'.join(langs)}; "
+                    f"valid choices: {', '.join(stems) or 'none'}"
+                )
             stems = [cfg.test_split]
         if not stems:
             missing = [lang for lang in langs if not per_lang[lang]] or list(langs)
             names = " or ".join(f"{a}{'*' if split == 'test' else ''}.{missing[0]}" for a in SPLIT_ALIASES[split])
-            raise UsageError(f"--data-dir {folder}: missing the {split} split for {'/'.join(missing)} "
-                             f"(expected {names}, plain or .gz)")
+            raise UsageError(
+                f"--data-dir {folder}: missing the {split} split for {'/'.join(missing)} "
+                f"(expected {names}, plain or .gz)"
+            )
         if len(stems) > 1:
             flag = "--test-split" if split == "test" else "a single file per split"
-            raise UsageError(f"--data-dir {folder}: several {split} splits ({', '.join(stems)}); choose one with {flag}")
+            raise UsageError(
+                f"--data-dir {folder}: several {split} splits ({', '.join(stems)}); choose one with {flag}"
+            )
         out[split] = [_find(folder, stems[0], lang, lm) for lang in langs]
     return out
 

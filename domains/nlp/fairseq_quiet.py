@@ -6,6 +6,7 @@ the process, and its imports emit deprecation warnings from hydra and torch. `im
 imports fairseq's registries once with the root logger's handlers and level restored afterwards;
 `fairseq_warnings_quiet()` silences the deprecation chatter of fairseq, hydra and omegaconf only.
 """
+
 from __future__ import annotations
 
 import contextlib

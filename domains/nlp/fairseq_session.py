@@ -3,6 +3,7 @@
 Flags go through `fairseq.options.parse_args_and_arch`, exactly as `fairseq-train` would read them,
 so every default of an architecture, task and criterion is fairseq's own.
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,14 +19,46 @@ def fairseq_argv(config: NLPConfig, data: Path) -> list[str]:
     from domains.nlp.tasks import TASKS
 
     b1, b2 = (float(b) for b in config.adam_betas.split(","))
-    argv = [str(data), "--arch", config.arch, "--dropout", str(config.dropout),
-            "--optimizer", "adam", "--adam-betas", f"({b1},{b2})", "--weight-decay", str(config.weight_decay),
-            "--lr", str(config.lr), "--lr-scheduler", "inverse_sqrt", "--warmup-init-lr", "1e-07",
-            "--warmup-updates", str(max(1, config.warmup_updates())), "--clip-norm", str(config.clip_norm),
-            "--max-tokens", str(config.max_tokens), "--max-tokens-valid", str(config.eval_max_tokens),
-            "--update-freq", str(config.update_freq),
-            "--max-update", str(config.updates()), "--seed", "0", "--num-workers", "0", "--dataset-impl", "mmap",
-            "--no-progress-bar", "--required-batch-size-multiple", "1"]
+    argv = [
+        str(data),
+        "--arch",
+        config.arch,
+        "--dropout",
+        str(config.dropout),
+        "--optimizer",
+        "adam",
+        "--adam-betas",
+        f"({b1},{b2})",
+        "--weight-decay",
+        str(config.weight_decay),
+        "--lr",
+        str(config.lr),
+        "--lr-scheduler",
+        "inverse_sqrt",
+        "--warmup-init-lr",
+        "1e-07",
+        "--warmup-updates",
+        str(max(1, config.warmup_updates())),
+        "--clip-norm",
+        str(config.clip_norm),
+        "--max-tokens",
+        str(config.max_tokens),
+        "--max-tokens-valid",
+        str(config.eval_max_tokens),
+        "--update-freq",
+        str(config.update_freq),
+        "--max-update",
+        str(config.updates()),
+        "--seed",
+        "0",
+        "--num-workers",
+        "0",
+        "--dataset-impl",
+        "mmap",
+        "--no-progress-bar",
+        "--required-batch-size-multiple",
+        "1",
+    ]
     argv += TASKS.get(config.task).flags(config)
     if config.resolved_device() == "cpu":
         argv.append("--cpu")

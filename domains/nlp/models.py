@@ -4,6 +4,7 @@ Registered in fairseq's own registry (`@register_model_architecture`), so `--arc
 like any fairseq model. Also: which tensors of these models are prunable, and under which group name
 (the keys `--rate-overrides` accepts).
 """
+
 from __future__ import annotations
 
 import re
@@ -12,8 +13,12 @@ from domains.nlp.fairseq_quiet import import_fairseq
 
 import_fairseq()
 
-from fairseq.models import (ARCH_MODEL_REGISTRY, FairseqEncoderDecoderModel, FairseqLanguageModel,
-                            register_model_architecture)
+from fairseq.models import (
+    ARCH_MODEL_REGISTRY,
+    FairseqEncoderDecoderModel,
+    FairseqLanguageModel,
+    register_model_architecture,
+)
 from fairseq.models.lstm_lm import base_architecture as lstm_lm_base
 from fairseq.models.transformer.transformer_legacy import base_architecture as transformer_base
 from torch import nn  # noqa: E402
@@ -22,8 +27,13 @@ from lth_core.errors import UsageError  # noqa: E402
 from lth_core.structure import Coupled, GroupFamily  # noqa: E402
 
 SUGGESTED = {
-    "translation": ("transformer_lth_tiny", "transformer_lth_small", "transformer_iwslt_de_en", "transformer",
-                    "transformer_vaswani_wmt_en_de_big"),
+    "translation": (
+        "transformer_lth_tiny",
+        "transformer_lth_small",
+        "transformer_iwslt_de_en",
+        "transformer",
+        "transformer_vaswani_wmt_en_de_big",
+    ),
     "language_modeling": ("lstm_lm_lth_small", "lstm_lm_lth_medium", "lstm_lm"),
 }
 MODEL_KIND = {"translation": FairseqEncoderDecoderModel, "language_modeling": FairseqLanguageModel}
@@ -38,19 +48,40 @@ def _setdefaults(args, **values) -> None:
 @register_model_architecture("transformer", "transformer_lth_tiny")
 def transformer_lth_tiny(args):
     """2+2 layers, 64 wide: learns the synthetic language in a few hundred CPU updates."""
-    _setdefaults(args, encoder_embed_dim=64, encoder_ffn_embed_dim=128, encoder_layers=2, encoder_attention_heads=4,
-                 decoder_embed_dim=64, decoder_ffn_embed_dim=128, decoder_layers=2, decoder_attention_heads=4,
-                 max_source_positions=512, max_target_positions=512)
+    _setdefaults(
+        args,
+        encoder_embed_dim=64,
+        encoder_ffn_embed_dim=128,
+        encoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_embed_dim=64,
+        decoder_ffn_embed_dim=128,
+        decoder_layers=2,
+        decoder_attention_heads=4,
+        max_source_positions=512,
+        max_target_positions=512,
+    )
     transformer_base(args)
 
 
 @register_model_architecture("transformer", "transformer_lth_small")
 def transformer_lth_small(args):
     """3+3 layers, 128 wide, pre-norm (stable with a short warm-up): Multi30k-sized data on a CPU."""
-    _setdefaults(args, encoder_embed_dim=128, encoder_ffn_embed_dim=512, encoder_layers=3, encoder_attention_heads=4,
-                 decoder_embed_dim=128, decoder_ffn_embed_dim=512, decoder_layers=3, decoder_attention_heads=4,
-                 encoder_normalize_before=True, decoder_normalize_before=True,
-                 max_source_positions=512, max_target_positions=512)
+    _setdefaults(
+        args,
+        encoder_embed_dim=128,
+        encoder_ffn_embed_dim=512,
+        encoder_layers=3,
+        encoder_attention_heads=4,
+        decoder_embed_dim=128,
+        decoder_ffn_embed_dim=512,
+        decoder_layers=3,
+        decoder_attention_heads=4,
+        encoder_normalize_before=True,
+        decoder_normalize_before=True,
+        max_source_positions=512,
+        max_target_positions=512,
+    )
     transformer_base(args)
 
 
@@ -72,8 +103,10 @@ def check_arch(arch: str, task: str) -> None:
     """UsageError unless `arch` is a fairseq architecture whose model does `task`."""
     cls = ARCH_MODEL_REGISTRY.get(arch)
     if cls is None or not issubclass(cls, MODEL_KIND[task]):
-        raise UsageError(f"--arch {arch!r} is not a fairseq {task} architecture; valid choices include "
-                         f"{', '.join(SUGGESTED[task])} (any fairseq {task} arch works)")
+        raise UsageError(
+            f"--arch {arch!r} is not a fairseq {task} architecture; valid choices include "
+            f"{', '.join(SUGGESTED[task])} (any fairseq {task} arch works)"
+        )
 
 
 # Prunable tensors: (pattern on the parameter name, group). Biases follow their weight's group.
@@ -121,14 +154,20 @@ def structure_families(model: nn.Module) -> list[GroupFamily]:
     for name, module in model.named_modules():
         if isinstance(module, MultiheadAttention):
             hd = module.head_dim
-            members = [Coupled(f"{name}.{proj}.{kind}", 0, hd) for proj in ("q_proj", "k_proj", "v_proj")
-                       for kind in ("weight", "bias") if getattr(getattr(module, proj), kind) is not None]
-            families.append(GroupFamily(name, "head", module.num_heads,
-                                        (*members, Coupled(f"{name}.out_proj.weight", 1, hd))))
+            members = [
+                Coupled(f"{name}.{proj}.{kind}", 0, hd)
+                for proj in ("q_proj", "k_proj", "v_proj")
+                for kind in ("weight", "bias")
+                if getattr(getattr(module, proj), kind) is not None
+            ]
+            families.append(
+                GroupFamily(name, "head", module.num_heads, (*members, Coupled(f"{name}.out_proj.weight", 1, hd)))
+            )
         elif all(isinstance(getattr(module, fc, None), nn.Linear) for fc in ("fc1", "fc2")):
             fc1 = module.fc1
             members = [Coupled(f"{name}.fc1.weight", 0)]
             members += [Coupled(f"{name}.fc1.bias", 0)] if fc1.bias is not None else []
-            families.append(GroupFamily(f"{name}.ffn", "ffn", fc1.out_features,
-                                        (*members, Coupled(f"{name}.fc2.weight", 1))))
+            families.append(
+                GroupFamily(f"{name}.ffn", "ffn", fc1.out_features, (*members, Coupled(f"{name}.fc2.weight", 1)))
+            )
     return families

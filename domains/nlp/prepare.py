@@ -7,6 +7,7 @@ first one instead of racing. The folder holds what fairseq's `translation` / `la
 tasks read (dict.*.txt, *.bin/*.idx), the sentencepiece model, and the raw test references that
 BLEU is scored against (the untokenised text, as sacreBLEU expects).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,9 +48,17 @@ def _spm_learner(model_type: str) -> Callable[[list[str], Path, int], None]:
 
         spm.set_random_generator_seed(1)  # the input sample is drawn at random: fix it
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(lines), model_prefix=str(folder / "spm"), vocab_size=vocab_size,
-            model_type=model_type, character_coverage=1.0, hard_vocab_limit=False,
-            input_sentence_size=SPM_INPUT_SENTENCES, shuffle_input_sentence=True, num_threads=2, minloglevel=2)
+            sentence_iterator=iter(lines),
+            model_prefix=str(folder / "spm"),
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=1.0,
+            hard_vocab_limit=False,
+            input_sentence_size=SPM_INPUT_SENTENCES,
+            shuffle_input_sentence=True,
+            num_threads=2,
+            minloglevel=2,
+        )
 
     return learn
 
@@ -61,19 +70,35 @@ def _spm_encode(folder: Path, lines: list[str]) -> list[str]:
     out: list[str] = []
     step = 20000
     for i in tqdm(range(0, len(lines), step), desc="sentencepiece", leave=False, disable=len(lines) < 10 * step):
-        out.extend(" ".join(p) for p in sp.encode(lines[i:i + step], out_type=str))
+        out.extend(" ".join(p) for p in sp.encode(lines[i : i + step], out_type=str))
     return out
 
 
 TOKENIZERS.add("bpe", Tokenizer(_spm_learner("bpe"), _spm_encode, "sentencepiece"))
 TOKENIZERS.add("unigram", Tokenizer(_spm_learner("unigram"), _spm_encode, "sentencepiece"))
-TOKENIZERS.add("word", Tokenizer(lambda lines, folder, v: None,
-                                 lambda folder, lines: [" ".join(s.split()) for s in lines], None))
+TOKENIZERS.add(
+    "word", Tokenizer(lambda lines, folder, v: None, lambda folder, lines: [" ".join(s.split()) for s in lines], None)
+)
 
 # The config fields that determine the prepared data (the rest, e.g. the model, do not).
-DATA_FIELDS = ("task", "dataset", "data_fingerprint", "hf_dataset", "hf_config", "hf_revision", "src", "tgt",
-               "test_split", "train_limit", "synthetic_size", "synthetic_eval_size", "synthetic_seed", "tokenizer",
-               "vocab_size", "share_embeddings")
+DATA_FIELDS = (
+    "task",
+    "dataset",
+    "data_fingerprint",
+    "hf_dataset",
+    "hf_config",
+    "hf_revision",
+    "src",
+    "tgt",
+    "test_split",
+    "train_limit",
+    "synthetic_size",
+    "synthetic_eval_size",
+    "synthetic_seed",
+    "tokenizer",
+    "vocab_size",
+    "share_embeddings",
+)
 
 
 def cache_root(cfg: "NLPConfig") -> Path:
@@ -105,8 +130,20 @@ def _binarise(cfg: "NLPConfig", tok: Path, dest: Path) -> None:
     from fairseq import options
     from fairseq_cli import preprocess
 
-    argv = ["--trainpref", str(tok / "train"), "--validpref", str(tok / "valid"), "--testpref", str(tok / "test"),
-            "--destdir", str(dest), "--workers", "1", "--dataset-impl", "mmap"]
+    argv = [
+        "--trainpref",
+        str(tok / "train"),
+        "--validpref",
+        str(tok / "valid"),
+        "--testpref",
+        str(tok / "test"),
+        "--destdir",
+        str(dest),
+        "--workers",
+        "1",
+        "--dataset-impl",
+        "mmap",
+    ]
     if cfg.task == "translation":
         argv += ["--source-lang", cfg.src, "--target-lang", cfg.tgt]
         if cfg.share_embeddings:
@@ -152,8 +189,9 @@ def _build(cfg: "NLPConfig", corpus, tmp: Path) -> None:
     shutil.rmtree(tmp / "tok")
     _write(tmp / "test.ref", corpus.splits["test"][-1])  # raw target (or text) lines of the test split
     counts = {s: len(c[0]) for s, c in corpus.splits.items()}
-    (tmp / "READY").write_text(json.dumps({"counts": counts, **{f: getattr(cfg, f) for f in DATA_FIELDS}},
-                                          indent=1, default=str))
+    (tmp / "READY").write_text(
+        json.dumps({"counts": counts, **{f: getattr(cfg, f) for f in DATA_FIELDS}}, indent=1, default=str)
+    )
 
 
 def test_references(folder: Path) -> list[str]:

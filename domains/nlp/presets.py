@@ -11,6 +11,7 @@ rewind point is a fraction of the budget (2% / 1%), and embeddings are pruned wi
 in the same global pool (we could not confirm from the paper whether theirs were; pass
 --prune-embeddings false to keep them dense).
 """
+
 from __future__ import annotations
 
 from lth_core.presets import Preset
@@ -22,57 +23,159 @@ def _add(p: Preset) -> None:
     PRESETS[p.name] = p
 
 
-_add(Preset(
-    "quick",
-    "synthetic translation task (generated offline, verb-final with gender agreement), 2+2-layer 64-wide "
-    "Transformer, 300 updates; IMP 50% per level for 4 levels (to 6% of the attention and feed-forward weights), "
-    "rewind to init, ticket vs random_reinit and random_mask, 2 trials; about ten minutes on 2 CPU cores",
-    imp={"levels": 4, "rate": 0.5, "trials": 2, "controls": "random_reinit,random_mask",
-         "strategy": "magnitude_layerwise", "schedule": "iterative", "rewind_step": "0"},
-    domain={"task": "translation", "dataset": "synthetic", "arch": "transformer_lth_tiny", "tokenizer": "bpe",
-            "vocab_size": 512, "synthetic_size": 20000, "synthetic_eval_size": 500, "max_updates": 300,
-            "warmup": 50, "lr": 3e-3, "max_tokens": 1024, "eval_every": 50, "beam": 1, "dropout": 0.0,
-            "label_smoothing": 0.1, "clip_norm": 1.0, "prune_embeddings": False},
-))
+_add(
+    Preset(
+        "quick",
+        "synthetic translation task (generated offline, verb-final with gender agreement), 2+2-layer 64-wide "
+        "Transformer, 300 updates; IMP 50% per level for 4 levels (to 6% of the attention and feed-forward weights), "
+        "rewind to init, ticket vs random_reinit and random_mask, 2 trials; about ten minutes on 2 CPU cores",
+        imp={
+            "levels": 4,
+            "rate": 0.5,
+            "trials": 2,
+            "controls": "random_reinit,random_mask",
+            "strategy": "magnitude_layerwise",
+            "schedule": "iterative",
+            "rewind_step": "0",
+        },
+        domain={
+            "task": "translation",
+            "dataset": "synthetic",
+            "arch": "transformer_lth_tiny",
+            "tokenizer": "bpe",
+            "vocab_size": 512,
+            "synthetic_size": 20000,
+            "synthetic_eval_size": 500,
+            "max_updates": 300,
+            "warmup": 50,
+            "lr": 3e-3,
+            "max_tokens": 1024,
+            "eval_every": 50,
+            "beam": 1,
+            "dropout": 0.0,
+            "label_smoothing": 0.1,
+            "clip_norm": 1.0,
+            "prune_embeddings": False,
+        },
+    )
+)
 
-_add(Preset(
-    "multi30k",
-    "Multi30k en-de from a folder (--data-dir DIR: train/val/test_2016_flickr .en/.de[.gz]), joint BPE 2000, "
-    "2+2-layer 64-wide Transformer, 2,000 updates of 2,048 tokens, beam 4 (dense: 23.6 BLEU on test_2016_flickr); "
-    "IMP 50% per level for 3 levels, rewind to 2% of training, ticket vs both controls, 1 trial; about an hour "
-    "on 2 CPU cores (use --arch transformer_iwslt_de_en on a GPU)",
-    imp={"levels": 3, "rate": 0.5, "trials": 1, "controls": "random_reinit,random_mask",
-         "strategy": "magnitude_layerwise", "schedule": "iterative", "rewind_step": "0.02"},
-    domain={"task": "translation", "dataset": "folder", "src": "en", "tgt": "de", "arch": "transformer_lth_tiny",
-            "tokenizer": "bpe", "vocab_size": 2000, "max_updates": 2000, "warmup": 150, "lr": 3e-3,
-            "max_tokens": 2048, "eval_every": 250, "beam": 4, "dropout": 0.1, "label_smoothing": 0.1,
-            "clip_norm": 1.0, "prune_embeddings": False},
-))
+_add(
+    Preset(
+        "multi30k",
+        "Multi30k en-de from a folder (--data-dir DIR: train/val/test_2016_flickr .en/.de[.gz]), joint BPE 2000, "
+        "2+2-layer 64-wide Transformer, 2,000 updates of 2,048 tokens, beam 4 (dense: 23.6 BLEU on test_2016_flickr); "
+        "IMP 50% per level for 3 levels, rewind to 2% of training, ticket vs both controls, 1 trial; about an hour "
+        "on 2 CPU cores (use --arch transformer_iwslt_de_en on a GPU)",
+        imp={
+            "levels": 3,
+            "rate": 0.5,
+            "trials": 1,
+            "controls": "random_reinit,random_mask",
+            "strategy": "magnitude_layerwise",
+            "schedule": "iterative",
+            "rewind_step": "0.02",
+        },
+        domain={
+            "task": "translation",
+            "dataset": "folder",
+            "src": "en",
+            "tgt": "de",
+            "arch": "transformer_lth_tiny",
+            "tokenizer": "bpe",
+            "vocab_size": 2000,
+            "max_updates": 2000,
+            "warmup": 150,
+            "lr": 3e-3,
+            "max_tokens": 2048,
+            "eval_every": 250,
+            "beam": 4,
+            "dropout": 0.1,
+            "label_smoothing": 0.1,
+            "clip_norm": 1.0,
+            "prune_embeddings": False,
+        },
+    )
+)
 
-_add(Preset(
-    "yu2020-wmt14",
-    "Yu et al. 2020: Transformer-Big (fairseq transformer_vaswani_wmt_en_de_big) on WMT'14 en-de from Hugging "
-    "Face (newstest2013 validation, newstest2014 test), joint BPE 32k, Adam + inverse-sqrt, amp, 50K updates of "
-    "~32K tokens, beam 4, lenpen 0.6; global magnitude pruning 20% per level for 10 levels, late rewinding "
-    "to 2% of training, ticket vs both controls (GPU; use --arch transformer for Transformer-base)",
-    imp={"levels": 10, "rate": 0.2, "trials": 1, "controls": "random_reinit,random_mask",
-         "strategy": "magnitude_global", "schedule": "iterative", "rewind_step": "0.02"},
-    domain={"task": "translation", "dataset": "hf", "hf_dataset": "wmt/wmt14", "hf_config": "de-en", "src": "en",
-            "tgt": "de", "arch": "transformer_vaswani_wmt_en_de_big", "tokenizer": "bpe", "vocab_size": 32000,
-            "share_embeddings": True, "prune_embeddings": True, "dropout": 0.3, "label_smoothing": 0.1,
-            "max_updates": 50000, "warmup": 4000, "lr": 7e-4, "max_tokens": 8192, "update_freq": 4,
-            "eval_every": 2500, "beam": 4, "lenpen": 0.6, "eval_max_tokens": 16384, "clip_norm": 0.0, "precision": "amp"},
-))
+_add(
+    Preset(
+        "yu2020-wmt14",
+        "Yu et al. 2020: Transformer-Big (fairseq transformer_vaswani_wmt_en_de_big) on WMT'14 en-de from Hugging "
+        "Face (newstest2013 validation, newstest2014 test), joint BPE 32k, Adam + inverse-sqrt, amp, 50K updates of "
+        "~32K tokens, beam 4, lenpen 0.6; global magnitude pruning 20% per level for 10 levels, late rewinding "
+        "to 2% of training, ticket vs both controls (GPU; use --arch transformer for Transformer-base)",
+        imp={
+            "levels": 10,
+            "rate": 0.2,
+            "trials": 1,
+            "controls": "random_reinit,random_mask",
+            "strategy": "magnitude_global",
+            "schedule": "iterative",
+            "rewind_step": "0.02",
+        },
+        domain={
+            "task": "translation",
+            "dataset": "hf",
+            "hf_dataset": "wmt/wmt14",
+            "hf_config": "de-en",
+            "src": "en",
+            "tgt": "de",
+            "arch": "transformer_vaswani_wmt_en_de_big",
+            "tokenizer": "bpe",
+            "vocab_size": 32000,
+            "share_embeddings": True,
+            "prune_embeddings": True,
+            "dropout": 0.3,
+            "label_smoothing": 0.1,
+            "max_updates": 50000,
+            "warmup": 4000,
+            "lr": 7e-4,
+            "max_tokens": 8192,
+            "update_freq": 4,
+            "eval_every": 2500,
+            "beam": 4,
+            "lenpen": 0.6,
+            "eval_max_tokens": 16384,
+            "clip_norm": 0.0,
+            "precision": "amp",
+        },
+    )
+)
 
-_add(Preset(
-    "yu2020-wikitext2",
-    "Yu et al. 2020: LSTM language model (2 x 650, tied embeddings, fairseq lstm_lm) on Wikitext-2 from Hugging "
-    "Face (word level, its own <unk>), blocks of 35 tokens, batch 20, 30K updates; test perplexity; global "
-    "magnitude pruning 20% per level for 10 levels, late rewinding to 1% of training, ticket vs both controls",
-    imp={"levels": 10, "rate": 0.2, "trials": 1, "controls": "random_reinit,random_mask",
-         "strategy": "magnitude_global", "schedule": "iterative", "rewind_step": "0.01"},
-    domain={"task": "language_modeling", "dataset": "hf", "hf_dataset": "Salesforce/wikitext", "hf_config": "wikitext-2-v1",
-            "src": "en", "arch": "lstm_lm_lth_medium", "tokenizer": "word", "share_embeddings": True,
-            "prune_embeddings": True, "dropout": 0.5, "tokens_per_sample": 35, "max_tokens": 700,
-            "max_updates": 30000, "warmup": 500, "lr": 1e-3, "eval_every": 1000, "clip_norm": 0.25},
-))
+_add(
+    Preset(
+        "yu2020-wikitext2",
+        "Yu et al. 2020: LSTM language model (2 x 650, tied embeddings, fairseq lstm_lm) on Wikitext-2 from Hugging "
+        "Face (word level, its own <unk>), blocks of 35 tokens, batch 20, 30K updates; test perplexity; global "
+        "magnitude pruning 20% per level for 10 levels, late rewinding to 1% of training, ticket vs both controls",
+        imp={
+            "levels": 10,
+            "rate": 0.2,
+            "trials": 1,
+            "controls": "random_reinit,random_mask",
+            "strategy": "magnitude_global",
+            "schedule": "iterative",
+            "rewind_step": "0.01",
+        },
+        domain={
+            "task": "language_modeling",
+            "dataset": "hf",
+            "hf_dataset": "Salesforce/wikitext",
+            "hf_config": "wikitext-2-v1",
+            "src": "en",
+            "arch": "lstm_lm_lth_medium",
+            "tokenizer": "word",
+            "share_embeddings": True,
+            "prune_embeddings": True,
+            "dropout": 0.5,
+            "tokens_per_sample": 35,
+            "max_tokens": 700,
+            "max_updates": 30000,
+            "warmup": 500,
+            "lr": 1e-3,
+            "eval_every": 1000,
+            "clip_norm": 0.25,
+        },
+    )
+)

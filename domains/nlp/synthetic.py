@@ -16,16 +16,34 @@ English, so a model must learn more than a word-for-word lexicon:
 
 Everything is drawn from `random.Random(seed)`, so the same seed gives the same corpus byte for byte.
 """
+
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 
-NOUNS = ("dog cat bird horse child woman man girl boy teacher farmer doctor king queen fish mouse wolf "
-         "bear friend student baker sailor robot pilot singer").split()
-PLURALS = {n: ("children" if n == "child" else "women" if n == "woman" else "men" if n == "man"
-               else "fish" if n == "fish" else "mice" if n == "mouse" else "wolves" if n == "wolf"
-               else n + "s") for n in NOUNS}
+NOUNS = (
+    "dog cat bird horse child woman man girl boy teacher farmer doctor king queen fish mouse wolf "
+    "bear friend student baker sailor robot pilot singer"
+).split()
+PLURALS = {
+    n: (
+        "children"
+        if n == "child"
+        else "women"
+        if n == "woman"
+        else "men"
+        if n == "man"
+        else "fish"
+        if n == "fish"
+        else "mice"
+        if n == "mouse"
+        else "wolves"
+        if n == "wolf"
+        else n + "s"
+    )
+    for n in NOUNS
+}
 ADJECTIVES = "big small old young red green happy sad tall quiet clever lazy brave angry".split()
 VERBS = "sees likes follows helps calls finds feeds watches teaches pushes greets visits".split()
 ADVERBS = "today often quickly slowly again yesterday".split()
@@ -107,8 +125,9 @@ class SentenceMaker:
         return " ".join(src).capitalize() + ".", " ".join(tgt).capitalize() + "."
 
 
-def generate(n_train: int = 20000, n_valid: int = 500, n_test: int = 500, seed: int = 7
-             ) -> dict[str, tuple[list[str], list[str]]]:
+def generate(
+    n_train: int = 20000, n_valid: int = 500, n_test: int = 500, seed: int = 7
+) -> dict[str, tuple[list[str], list[str]]]:
     """Disjoint train/valid/test splits of distinct sentence pairs: split -> (source lines, target lines)."""
     maker = SentenceMaker(Grammar(seed))
     rng = random.Random(seed + 1)

@@ -5,6 +5,7 @@ output against the raw references (higher is better).
 language_modeling: cross-entropy; test = perplexity on the test split (lower is better).
 Both select the early-stopping step on validation cross-entropy per token (nats, no smoothing).
 """
+
 from __future__ import annotations
 
 import math
@@ -33,15 +34,20 @@ class TaskSpec:
 TASKS: Registry[TaskSpec] = Registry("task")
 
 
-def _batches(session, model: nn.Module, split: str, max_tokens: int, seed: int = 1, shuffle: bool = False,
-             epoch: int = 1):
+def _batches(
+    session, model: nn.Module, split: str, max_tokens: int, seed: int = 1, shuffle: bool = False, epoch: int = 1
+):
     from fairseq import utils
 
     task = session.task
     return task.get_batch_iterator(
-        dataset=task.dataset(split), max_tokens=max_tokens,
+        dataset=task.dataset(split),
+        max_tokens=max_tokens,
         max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
-        ignore_invalid_inputs=False, seed=seed, epoch=epoch, disable_iterator_cache=True,
+        ignore_invalid_inputs=False,
+        seed=seed,
+        epoch=epoch,
+        disable_iterator_cache=True,
     ).next_epoch_itr(shuffle=shuffle)
 
 
@@ -64,8 +70,9 @@ def loss_on(session, model: nn.Module, split: str) -> float:
             net_output = model(**sample["net_input"])
             lprobs = model.get_normalized_probs(net_output, log_probs=True)
             target = model.get_targets(sample, net_output)
-            nll = nn.functional.nll_loss(lprobs.view(-1, lprobs.size(-1)), target.view(-1),
-                                         ignore_index=criterion.padding_idx, reduction="sum")
+            nll = nn.functional.nll_loss(
+                lprobs.view(-1, lprobs.size(-1)), target.view(-1), ignore_index=criterion.padding_idx, reduction="sum"
+            )
             total += float(nll)
             ntokens += int(sample["ntokens"])
     model.train(was_training)
@@ -110,9 +117,26 @@ def training_loss(session, model: nn.Module, batches: int, seed: int) -> torch.T
 
 
 def _translation_flags(cfg: "NLPConfig") -> list[str]:
-    flags = ["--task", "translation", "--source-lang", cfg.src, "--target-lang", cfg.tgt,
-             "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", str(cfg.label_smoothing),
-             "--beam", str(cfg.beam), "--lenpen", str(cfg.lenpen), "--max-len-a", "1.2", "--max-len-b", "10"]
+    flags = [
+        "--task",
+        "translation",
+        "--source-lang",
+        cfg.src,
+        "--target-lang",
+        cfg.tgt,
+        "--criterion",
+        "label_smoothed_cross_entropy",
+        "--label-smoothing",
+        str(cfg.label_smoothing),
+        "--beam",
+        str(cfg.beam),
+        "--lenpen",
+        str(cfg.lenpen),
+        "--max-len-a",
+        "1.2",
+        "--max-len-b",
+        "10",
+    ]
     if cfg.share_embeddings:
         flags.append("--share-all-embeddings")
     return flags
@@ -160,8 +184,16 @@ def bleu_signature(cfg: "NLPConfig") -> str:
 
 
 def _lm_flags(cfg: "NLPConfig") -> list[str]:
-    flags = ["--task", "language_modeling", "--criterion", "cross_entropy",
-             "--tokens-per-sample", str(cfg.tokens_per_sample), "--sample-break-mode", "none"]
+    flags = [
+        "--task",
+        "language_modeling",
+        "--criterion",
+        "cross_entropy",
+        "--tokens-per-sample",
+        str(cfg.tokens_per_sample),
+        "--sample-break-mode",
+        "none",
+    ]
     if cfg.share_embeddings:
         flags.append("--share-decoder-input-output-embed")
     return flags
@@ -171,7 +203,15 @@ def test_perplexity(session, model: nn.Module) -> float:
     return math.exp(loss_on(session, model, "test"))
 
 
-TASKS.add("translation", TaskSpec(Metric("bleu", True, "val_loss", False), _translation_flags, corpus_bleu,
-                                  bleu_signature))
-TASKS.add("language_modeling", TaskSpec(Metric("perplexity", False, "val_loss", False), _lm_flags, test_perplexity,
-                                        lambda cfg: f"exp(test cross-entropy per {cfg.tokenizer} token)"))
+TASKS.add(
+    "translation", TaskSpec(Metric("bleu", True, "val_loss", False), _translation_flags, corpus_bleu, bleu_signature)
+)
+TASKS.add(
+    "language_modeling",
+    TaskSpec(
+        Metric("perplexity", False, "val_loss", False),
+        _lm_flags,
+        test_perplexity,
+        lambda cfg: f"exp(test cross-entropy per {cfg.tokenizer} token)",
+    ),
+)

@@ -7,6 +7,7 @@ fairseq's Adam (built lazily by the Trainer, and rebuilt whenever the Trainer lo
 never moves a pruned weight, and the embedding fairseq ties to the output projection is one Parameter
 with one hook. The loop only adds what is fairseq's own: its FloatingPointError on non-finite gradients.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,8 @@ from tqdm.auto import tqdm
 from domains.nlp.fairseq_quiet import fairseq_warnings_quiet
 from domains.nlp.tasks import TASKS, TaskSpec, loss_on
 from lth_core.errors import Diverged
-from lth_core.mask_hold import MaskHold
 from lth_core.job import Job, Outcome, StateDict
+from lth_core.mask_hold import MaskHold
 from lth_core.masks import Mask
 from lth_core.protocol import EvalGrid, JobProtocol, Trainee
 
@@ -73,8 +74,12 @@ def _run_job(session, job: Job, scratch_root: Path) -> Outcome:
     try:
         trainer = Trainer(session.job_cfg(job.order_seed, scratch), session.task, model, session.criterion)
         trainer.set_num_updates(job.start_step)  # builds Adam and puts the schedule at the rewind point
-        protocol = JobProtocol(job, NLPTrainee(session, spec, model), EvalGrid(config.eval_interval(), at_start=False),
-                               val_higher_is_better=spec.metric.val_higher_is_better)
+        protocol = JobProtocol(
+            job,
+            NLPTrainee(session, spec, model),
+            EvalGrid(config.eval_interval(), at_start=False),
+            val_higher_is_better=spec.metric.val_higher_is_better,
+        )
         step, epoch, loss_sum, since = job.start_step, 1, 0.0, 0
         protocol.reached(step)  # a capture at the start step
         bar = tqdm(total=job.budget - job.start_step, desc=job.key, leave=False, disable=None)

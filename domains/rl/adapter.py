@@ -20,6 +20,7 @@ early stopping, captures and test reads are `lth_core.protocol`'s (see `domains.
 Capabilities: `evaluate` (those episodes for any weights), `training_loss` (A2C's / PPO's own loss on
 rollouts, `domains.rl.loss`), `structure` (neurons and channels, `domains.rl.structure`).
 """
+
 from __future__ import annotations
 
 from typing import ClassVar
@@ -68,10 +69,18 @@ class RLAdapter(Adapter):
         if c.learning_rate > 0:
             kwargs["learning_rate"] = c.learning_rate
         cnn = policy_name(self.info.observation_space) == "CnnPolicy"
-        return Setup(info=self.info, algo=self.algo, algo_kwargs=kwargs, policy_kwargs=self.policy_kwargs,
-                     n_envs=c.n_envs or self.algo.envs(family), eval_every=c.scaled(c.eval_every),
-                     eval_episodes=c.eval_episodes, max_episode_steps=c.max_episode_steps,
-                     device=c.torch_device(cnn), progress=c.job_progress)
+        return Setup(
+            info=self.info,
+            algo=self.algo,
+            algo_kwargs=kwargs,
+            policy_kwargs=self.policy_kwargs,
+            n_envs=c.n_envs or self.algo.envs(family),
+            eval_every=c.scaled(c.eval_every),
+            eval_episodes=c.eval_episodes,
+            max_episode_steps=c.max_episode_steps,
+            device=c.torch_device(cnn),
+            progress=c.job_progress,
+        )
 
     def task(self) -> str:
         kind = policy_name(self.info.observation_space).removesuffix("Policy").lower()
@@ -100,8 +109,7 @@ class RLAdapter(Adapter):
         policy = self.build(0)
         policy.load_state_dict(weights)
         s = self.setup
-        episodes = EvalSplit(self.info, s.eval_episodes, VAL_SEED if split == "val" else TEST_SEED,
-                             s.max_episode_steps)
+        episodes = EvalSplit(self.info, s.eval_episodes, VAL_SEED if split == "val" else TEST_SEED, s.max_episode_steps)
         try:
             value = episodes.mean_return(policy.to(s.device))
         finally:

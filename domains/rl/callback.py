@@ -1,6 +1,7 @@
 """The SB3 callback that runs `learn()` under the engine's protocol: it calls `JobProtocol` at the first env
 step at or past each evaluation or capture point, re-zeroes the target network's mask, and detects divergence,
 without touching SB3's own loop."""
+
 from __future__ import annotations
 
 import torch
@@ -28,13 +29,19 @@ class TicketCallback(BaseCallback):
       zero anyway; this makes it independent of how the copy is done).
     """
 
-    def __init__(self, protocol: JobProtocol, hold: MaskHold | None, target_network: bool,
-                 progress: bool = False) -> None:
+    def __init__(
+        self, protocol: JobProtocol, hold: MaskHold | None, target_network: bool, progress: bool = False
+    ) -> None:
         super().__init__(verbose=0)
         self.protocol, self.hold, self.target_network = protocol, hold, target_network
         job = protocol.job
-        self.bar = tqdm(total=job.budget, initial=job.start_step, unit="step", desc="env steps", leave=False,
-                        dynamic_ncols=True) if progress else None
+        self.bar = (
+            tqdm(
+                total=job.budget, initial=job.start_step, unit="step", desc="env steps", leave=False, dynamic_ncols=True
+            )
+            if progress
+            else None
+        )
         self._shown = job.start_step
 
     def _on_step(self) -> bool:

@@ -1,4 +1,5 @@
 """The RL domain's flags: environment, algorithm, policy network, budget in env steps, evaluation episodes."""
+
 from __future__ import annotations
 
 import ast
@@ -51,34 +52,66 @@ def parse_algo_kwargs(text: str) -> dict[str, Any]:
 
 
 # Set by the adapter itself: passing them through --algo-kwargs would fight the config's own fields.
-RESERVED_KWARGS = {"policy", "env", "seed", "device", "policy_kwargs", "verbose", "learning_rate",
-                   "tensorboard_log", "_init_setup_model"}
+RESERVED_KWARGS = {
+    "policy",
+    "env",
+    "seed",
+    "device",
+    "policy_kwargs",
+    "verbose",
+    "learning_rate",
+    "tensorboard_log",
+    "_init_setup_model",
+}
 
 
 @dataclass
 class RLConfig(DomainConfig):
     """One environment learned by one SB3 algorithm; budgets and evaluation cadence count env steps."""
 
-    env: str = opt("CartPole-v1", f"gymnasium environment id: {', '.join(ENVS.names())}, or any registered gymnasium id")
+    env: str = opt(
+        "CartPole-v1", f"gymnasium environment id: {', '.join(ENVS.names())}, or any registered gymnasium id"
+    )
     algo: str = opt("a2c", f"stable-baselines3 algorithm: {', '.join(ALGOS.names())}")
-    timesteps: int = opt(50_000, "env steps per training (summed over the vectorised envs), before --budget-scale; "
-                         "0 = the env's recommended budget")
-    budget_scale: float = opt(1.0, "multiply --timesteps, --eval-every and DQN's step-count hyperparameters by this (e.g. 0.001 for a smoke run)")
+    timesteps: int = opt(
+        50_000,
+        "env steps per training (summed over the vectorised envs), before --budget-scale; "
+        "0 = the env's recommended budget",
+    )
+    budget_scale: float = opt(
+        1.0,
+        "multiply --timesteps, --eval-every and DQN's step-count hyperparameters by this (e.g. 0.001 for a smoke run)",
+    )
     n_envs: int = opt(0, "vectorised training envs (0 = the algorithm's default for the env family)")
-    net_arch: str = opt("64,64", "hidden widths of the actor and critic MLPs (or DQN's Q-network), e.g. '64,64'; "
-                        "'' = SB3's default for the policy (none after a CNN); 'env' = the env's recommended widths (Yu et al. 2020)")
-    activation: str = opt("", f"hidden activation: {', '.join(ACTIVATIONS.names())} ('' = the algorithm's SB3 default: "
-                          "tanh for a2c/ppo, relu for dqn)")
+    net_arch: str = opt(
+        "64,64",
+        "hidden widths of the actor and critic MLPs (or DQN's Q-network), e.g. '64,64'; "
+        "'' = SB3's default for the policy (none after a CNN); 'env' = the env's recommended widths (Yu et al. 2020)",
+    )
+    activation: str = opt(
+        "",
+        f"hidden activation: {', '.join(ACTIVATIONS.names())} ('' = the algorithm's SB3 default: "
+        "tanh for a2c/ppo, relu for dqn)",
+    )
     learning_rate: float = opt(0.0, "learning rate (0 = the algorithm's default for the env family)")
     algo_kwargs: str = opt("", "more SB3 constructor arguments as NAME=LITERAL pairs, e.g. 'ent_coef=0.01,n_steps=16'")
-    eval_every: int = opt(5000, "env steps between evaluations (validation for early stopping; test where it selects), before --budget-scale")
+    eval_every: int = opt(
+        5000,
+        "env steps between evaluations (validation for early stopping; test where it selects), before --budget-scale",
+    )
     eval_episodes: int = opt(10, "episodes per evaluation, on each of the validation and test episode sets")
-    max_episode_steps: int = opt(0, "cap on an episode's steps of the underlying env (frames for Atari), for training "
-                                 "and evaluation (0 = the env's own limit)")
+    max_episode_steps: int = opt(
+        0,
+        "cap on an episode's steps of the underlying env (frames for Atari), for training "
+        "and evaluation (0 = the env's own limit)",
+    )
     frame_stack: int = opt(4, "stacked frames for Atari games")
-    device: str = opt("auto", "device: auto (cuda for CNN policies when available, else cpu), cpu, cuda, cuda:N",
-                      identity=False)
-    job_progress: bool = opt(False, "a progress bar of env steps inside each training (long Atari jobs)", identity=False)
+    device: str = opt(
+        "auto", "device: auto (cuda for CNN policies when available, else cpu), cpu, cuda, cuda:N", identity=False
+    )
+    job_progress: bool = opt(
+        False, "a progress bar of env steps inside each training (long Atari jobs)", identity=False
+    )
 
     def torch_device(self, cnn: bool) -> str:
         if self.device == "auto":
@@ -102,17 +135,23 @@ class RLConfig(DomainConfig):
             try:
                 parse_arch(self.net_arch)
             except ValueError:
-                raise UsageError(f"--net-arch {self.net_arch!r} must be comma-separated positive widths like "
-                                 "'64,64', '' (SB3's default) or 'env'") from None
+                raise UsageError(
+                    f"--net-arch {self.net_arch!r} must be comma-separated positive widths like "
+                    "'64,64', '' (SB3's default) or 'env'"
+                ) from None
         kwargs = parse_algo_kwargs(self.algo_kwargs)
         accepted = set(inspect.signature(spec.cls.__init__).parameters) - {"self"} - RESERVED_KWARGS
         own = sorted(set(kwargs) & RESERVED_KWARGS)
         if own:
-            raise UsageError(f"--algo-kwargs {', '.join(own)}: set by this domain's own flags (--learning-rate, "
-                             "--net-arch, --activation, --device, --seed, --env), not here")
+            raise UsageError(
+                f"--algo-kwargs {', '.join(own)}: set by this domain's own flags (--learning-rate, "
+                "--net-arch, --activation, --device, --seed, --env), not here"
+            )
         bad = sorted(set(kwargs) - accepted)
         if bad:
-            raise UsageError(f"--algo-kwargs {', '.join(bad)} not accepted by {self.algo}; valid: {', '.join(sorted(accepted))}")
+            raise UsageError(
+                f"--algo-kwargs {', '.join(bad)} not accepted by {self.algo}; valid: {', '.join(sorted(accepted))}"
+            )
         if self.device != "auto":
             try:
                 torch.device(self.device)
@@ -120,8 +159,11 @@ class RLConfig(DomainConfig):
                 raise UsageError(f"--device {self.device!r}; valid choices: auto, cpu, cuda, cuda:N") from None
         info = probe(self.env, self.frame_stack)  # unknown id or missing package -> UsageError
         if not spec.acts_on(info.action_space):
-            raise UsageError(f"--algo {self.algo} cannot act on {self.env}'s action space {info.action_space}; "
-                             f"algorithms that can: {', '.join(algos_for(info.action_space))}")
+            raise UsageError(
+                f"--algo {self.algo} cannot act on {self.env}'s action space {info.action_space}; "
+                f"algorithms that can: {', '.join(algos_for(info.action_space))}"
+            )
         if self.timesteps == 0 and info.timesteps == 0:
-            raise UsageError(f"--timesteps 0 asks for the env's recommended budget, but {self.env} has none; "
-                             "give --timesteps N")
+            raise UsageError(
+                f"--timesteps 0 asks for the env's recommended budget, but {self.env} has none; give --timesteps N"
+            )

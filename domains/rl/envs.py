@@ -7,6 +7,7 @@ ids are made with `frameskip=1` (the wrapper skips) and sticky actions off, i.e.
 protocol the SB3 wrappers are written for and that the RL lottery-ticket papers used. Evaluation
 returns are the unclipped game scores of whole games (SB3's Monitor sits below the wrappers).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -105,8 +106,10 @@ def _family_of(spec: gym.envs.registration.EnvSpec) -> str:
 def _unknown(env_id: str, why: str) -> UsageError:
     close = difflib.get_close_matches(env_id, list(gym.registry), n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    return UsageError(f"unknown env {env_id!r}{hint}; valid choices: {', '.join(ENVS.names())}, "
-                      f"or any registered gymnasium id [{why}]")
+    return UsageError(
+        f"unknown env {env_id!r}{hint}; valid choices: {', '.join(ENVS.names())}, "
+        f"or any registered gymnasium id [{why}]"
+    )
 
 
 def probe(env_id: str, frame_stack: int = 4) -> EnvInfo:
@@ -118,16 +121,25 @@ def probe(env_id: str, frame_stack: int = 4) -> EnvInfo:
     except gym.error.Error as e:
         raise _unknown(env_id, str(e).split(". ")[0]) from None
     entry = ENVS.get(env_id) if env_id in ENVS else EnvEntry(_family_of(spec))
-    info = EnvInfo(env_id, entry.family, entry.net_arch, entry.timesteps, spaces.Discrete(1), spaces.Discrete(1),
-                   spec.reward_threshold, frame_stack if entry.family == "atari" else 1)
+    info = EnvInfo(
+        env_id,
+        entry.family,
+        entry.net_arch,
+        entry.timesteps,
+        spaces.Discrete(1),
+        spaces.Discrete(1),
+        spec.reward_threshold,
+        frame_stack if entry.family == "atari" else 1,
+    )
     try:
         venv = info.make(1, 0)
         venv.reset()
     except (gym.error.DependencyNotInstalled, ImportError) as e:
         need = getattr(e, "name", None) or entry.extra or "the package it names"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"env {env_id!r} needs a package that is not installed ({first}); "
-                         f"install it with: pip install '{need}'") from None
+        raise UsageError(
+            f"env {env_id!r} needs a package that is not installed ({first}); install it with: pip install '{need}'"
+        ) from None
     try:
         return replace(info, observation_space=policy_view(venv.observation_space), action_space=venv.action_space)
     finally:

@@ -5,6 +5,7 @@ one episode with the deterministic policy. Episodes are therefore the same for e
 evaluation point (a fixed split), disjoint between validation and test, and apart from the training
 envs (seeded with the job's order seed, a small integer). Early stopping selects on validation only.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,8 +39,9 @@ class EvalSplit:
     def returns(self, model: BaseAlgorithm | BasePolicy) -> list[float]:
         """Returns of the split's episodes; `model` is an algorithm or a bare policy (both `predict`)."""
         self.env.seed(self.base_seed)  # the same N initial states at every evaluation
-        rewards, _ = evaluate_policy(model, self.env, n_eval_episodes=self.episodes, deterministic=True,
-                                     return_episode_rewards=True, warn=False)
+        rewards, _ = evaluate_policy(
+            model, self.env, n_eval_episodes=self.episodes, deterministic=True, return_episode_rewards=True, warn=False
+        )
         return [float(r) for r in rewards]
 
     def mean_return(self, model: BaseAlgorithm | BasePolicy) -> float:

@@ -2,6 +2,7 @@
 gradient-based pruning criteria): the loss SB3's A2C / PPO `train()` minimises, term for term, at the
 weights that collected the data (PPO's ratio is then 1, so its clipping does not bind). DQN's loss needs a
 replay buffer filled by an exploration schedule and a target network: not offered."""
+
 from __future__ import annotations
 
 import random

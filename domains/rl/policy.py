@@ -10,6 +10,7 @@ them out of the global ranking (the runner ranks globally only the tensors no ov
 prunes them layerwise at their own, lower rate. DQN's target network mirrors the Q-network: it is not
 prunable itself, it holds the Q-network's mask (see `target_mirrors`).
 """
+
 from __future__ import annotations
 
 import re
@@ -70,8 +71,9 @@ def policy_kwargs(net_arch: list[int] | None, activation: str) -> dict[str, Any]
     return out
 
 
-def make_policy(algo: AlgoSpec, observation_space: spaces.Space, action_space: spaces.Space,
-                kwargs: Mapping[str, Any], seed: int) -> BasePolicy:
+def make_policy(
+    algo: AlgoSpec, observation_space: spaces.Space, action_space: spaces.Space, kwargs: Mapping[str, Any], seed: int
+) -> BasePolicy:
     """The policy SB3's algorithm would build, from its own initializer, deterministic in `seed`.
 
     Built on the CPU from the spaces alone (no env, no replay buffer), without touching the global RNG.
@@ -109,7 +111,7 @@ def target_mirrors(policy: nn.Module, names: list[str]) -> dict[str, list[Tensor
     params = dict(policy.named_parameters())
     out = {}
     for n in names:
-        twin = "q_net_target." + n[len("q_net."):] if n.startswith("q_net.") else None
+        twin = "q_net_target." + n[len("q_net.") :] if n.startswith("q_net.") else None
         if twin in params:
             out[n] = [params[twin]]
     return out

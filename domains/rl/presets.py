@@ -3,6 +3,7 @@
 Heads: every preset names `action_head`/`value_head`/`q_head` in its rate overrides, which keeps them
 out of global magnitude ranking (see domains.rl.policy) and prunes them layerwise at the rate given.
 """
+
 from __future__ import annotations
 
 from lth_core.presets import Preset
@@ -19,34 +20,73 @@ PRESETS: dict[str, Preset] = {
             "quick",
             "CartPole-v1, A2C with 16 envs, MLP 64x64, 40k env steps, 7 densities down to ~5%, ticket + both "
             "controls, 2 trials (a CPU run of several minutes)",
-            imp={"levels": 6, "rate": 0.4, "strategy": "magnitude_layerwise", "prune_biases": False,
-                 "rate_overrides": HEADS_AT.format(r=0.2), "trials": 2, "rewind_step": "0",
-                 "controls": "random_reinit,random_mask"},
-            domain={"env": "CartPole-v1", "algo": "a2c", "n_envs": 16, "net_arch": "64,64", "timesteps": 40_000,
-                    "eval_every": 5_000, "eval_episodes": 10},
+            imp={
+                "levels": 6,
+                "rate": 0.4,
+                "strategy": "magnitude_layerwise",
+                "prune_biases": False,
+                "rate_overrides": HEADS_AT.format(r=0.2),
+                "trials": 2,
+                "rewind_step": "0",
+                "controls": "random_reinit,random_mask",
+            },
+            domain={
+                "env": "CartPole-v1",
+                "algo": "a2c",
+                "n_envs": 16,
+                "net_arch": "64,64",
+                "timesteps": 40_000,
+                "eval_every": 5_000,
+                "eval_episodes": 10,
+            },
         ),
         Preset(
             "yu2020-classic",
             "Yu et al. 2020 classic control: A2C, MLP 128x3 (CartPole) / 256x3 (Acrobot, LunarLander: pass --env), "
             "global magnitude pruning of weights and biases, 20% per level for 20 levels, late rewinding",
-            imp={"levels": 20, "rate": 0.2, "strategy": "magnitude_global", "prune_biases": True,
-                 "rate_overrides": f"{BIASES_AT.format(r=0.2)},{HEADS_AT.format(r=0.1)}", "trials": 3,
-                 "rewind_step": "0.05",
-                 "controls": "random_reinit,random_mask"},
-            domain={"env": "CartPole-v1", "algo": "a2c", "net_arch": "env", "timesteps": 0,
-                    "eval_every": 10_000, "eval_episodes": 20},
+            imp={
+                "levels": 20,
+                "rate": 0.2,
+                "strategy": "magnitude_global",
+                "prune_biases": True,
+                "rate_overrides": f"{BIASES_AT.format(r=0.2)},{HEADS_AT.format(r=0.1)}",
+                "trials": 3,
+                "rewind_step": "0.05",
+                "controls": "random_reinit,random_mask",
+            },
+            domain={
+                "env": "CartPole-v1",
+                "algo": "a2c",
+                "net_arch": "env",
+                "timesteps": 0,
+                "eval_every": 10_000,
+                "eval_episodes": 20,
+            },
         ),
         Preset(
             "yu2020-atari",
             "Yu et al. 2020 Atari: A2C with SB3's CNN policy (NatureCNN, 4 stacked frames), 10M env steps, "
             "global pruning of weights and biases at 20% per level, late rewinding; ALE/Pong-v5 by default, "
             "other games with --env; a GPU run (try --budget-scale 0.001 on a CPU)",
-            imp={"levels": 20, "rate": 0.2, "strategy": "magnitude_global", "prune_biases": True,
-                 "rate_overrides": f"{BIASES_AT.format(r=0.2)},{HEADS_AT.format(r=0.1)}", "trials": 2,
-                 "rewind_step": "0.05",
-                 "controls": "random_reinit,random_mask"},
-            domain={"env": "ALE/Pong-v5", "algo": "a2c", "net_arch": "", "timesteps": 10_000_000,
-                    "eval_every": 250_000, "eval_episodes": 10, "job_progress": True},
+            imp={
+                "levels": 20,
+                "rate": 0.2,
+                "strategy": "magnitude_global",
+                "prune_biases": True,
+                "rate_overrides": f"{BIASES_AT.format(r=0.2)},{HEADS_AT.format(r=0.1)}",
+                "trials": 2,
+                "rewind_step": "0.05",
+                "controls": "random_reinit,random_mask",
+            },
+            domain={
+                "env": "ALE/Pong-v5",
+                "algo": "a2c",
+                "net_arch": "",
+                "timesteps": 10_000_000,
+                "eval_every": 250_000,
+                "eval_episodes": 10,
+                "job_progress": True,
+            },
         ),
     )
 }

@@ -1,6 +1,7 @@
 """Neurons and channels of SB3 policies as group families: each hidden Linear layer's neurons (row of W_l,
 entry of b_l, column of every layer reading it), and for NatureCNN policies each convolution's output
 channels and its feature layer's neurons (read by the first layer of every MLP chain on top of it)."""
+
 from __future__ import annotations
 
 from itertools import pairwise
@@ -10,9 +11,11 @@ from torch import nn
 from lth_core.structure import Coupled, GroupFamily
 
 # (Sequential of hidden layers, the head reading its last one ('' = the chain's own last Linear), extractor)
-CHAINS = (("mlp_extractor.policy_net", "action_net", "features_extractor"),
-          ("mlp_extractor.value_net", "value_net", "features_extractor"),
-          ("q_net.q_net", "", "q_net.features_extractor"))
+CHAINS = (
+    ("mlp_extractor.policy_net", "action_net", "features_extractor"),
+    ("mlp_extractor.value_net", "value_net", "features_extractor"),
+    ("q_net.q_net", "", "q_net.features_extractor"),
+)
 
 
 def _has(model: nn.Module, name: str) -> bool:
@@ -52,6 +55,8 @@ def policy_families(policy: nn.Module) -> list[GroupFamily]:
         out += [_family(policy, a, "channel", [(b, 1)]) for a, b in pairwise(convs)]
         last = policy.get_submodule(convs[-1])
         per_channel = policy.get_submodule(linear).in_features // last.out_channels  # flattened C x H x W
-        out += [_family(policy, convs[-1], "channel", [(linear, per_channel)]),
-                _family(policy, linear, "neuron", [(r, 1) for r in firsts])]
+        out += [
+            _family(policy, convs[-1], "channel", [(linear, per_channel)]),
+            _family(policy, linear, "neuron", [(r, 1) for r in firsts]),
+        ]
     return out

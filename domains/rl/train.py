@@ -1,5 +1,6 @@
 """One job: SB3's algorithm built on the job's weights, its mask held, trained by SB3's own `learn()` under the
 engine's `JobProtocol` (evaluation points, early stopping, captures, best state, test reads: the protocol's)."""
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,8 @@ from domains.rl.callback import TicketCallback, check_finite
 from domains.rl.envs import EnvInfo
 from domains.rl.evaluation import METRIC, TEST_SEED, VAL_SEED, EvalSplit, RLTrainee
 from domains.rl.policy import mirror_violations, policy_name, target_mirrors
-from lth_core.mask_hold import MaskHold
 from lth_core.job import Job, Outcome
+from lth_core.mask_hold import MaskHold
 from lth_core.masks import Mask
 from lth_core.protocol import EvalGrid, JobProtocol
 
@@ -37,8 +38,15 @@ class Setup:
 
 def build_algorithm(setup: Setup, seed: int) -> BaseAlgorithm:
     env = setup.info.make(setup.n_envs, seed, setup.max_episode_steps)
-    return setup.algo.cls(policy_name(setup.info.observation_space), env, seed=seed, device=setup.device,
-                          policy_kwargs=dict(setup.policy_kwargs), verbose=0, **setup.algo_kwargs)
+    return setup.algo.cls(
+        policy_name(setup.info.observation_space),
+        env,
+        seed=seed,
+        device=setup.device,
+        policy_kwargs=dict(setup.policy_kwargs),
+        verbose=0,
+        **setup.algo_kwargs,
+    )
 
 
 def train_job(setup: Setup, job: Job) -> Outcome:
@@ -53,8 +61,12 @@ def train_job(setup: Setup, job: Job) -> Outcome:
             mirrors = target_mirrors(model.policy, list(job.mask)) if setup.algo.target_network else None
             hold = MaskHold(model.policy, Mask(job.mask), mirrors=mirrors)
         # No evaluation point at the start: see EvalGrid (only trained policies compete for early stopping).
-        protocol = JobProtocol(job, RLTrainee(model, val, test), EvalGrid(setup.eval_every, at_start=False),
-                               val_higher_is_better=METRIC.val_higher_is_better)
+        protocol = JobProtocol(
+            job,
+            RLTrainee(model, val, test),
+            EvalGrid(setup.eval_every, at_start=False),
+            val_higher_is_better=METRIC.val_higher_is_better,
+        )
         protocol.reached(job.start_step)  # captures at the start
         if job.budget > job.start_step:
             model.num_timesteps = job.start_step  # SB3 then trains to `budget` and its schedules resume there
@@ -73,8 +85,10 @@ def train_job(setup: Setup, job: Job) -> Outcome:
         out = protocol.finish(end)
         threshold = setup.info.reward_threshold  # the first evaluation step whose validation return reached it
         reached = [p.step for p in out.curve if threshold is not None and p.val >= threshold]
-        out.extras = {"reward_threshold": math.nan if threshold is None else float(threshold),
-                      "threshold_step": reached[0] if reached else math.nan}
+        out.extras = {
+            "reward_threshold": math.nan if threshold is None else float(threshold),
+            "threshold_step": reached[0] if reached else math.nan,
+        }
         return out
     finally:
         if hold is not None:

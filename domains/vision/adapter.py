@@ -1,5 +1,6 @@
 """The vision domain's seam to the engine: builds classifiers, names their prunable tensors, trains jobs, and
 offers the optional capabilities: evaluate arbitrary weights, a differentiable training loss, group families."""
+
 from __future__ import annotations
 
 import threading
@@ -120,7 +121,9 @@ class VisionAdapter(Adapter):
         if self._data is None:
             data = load(self.config)
             if self.config.batch_size > len(data.train):
-                raise UsageError(f"--batch-size {self.config.batch_size} exceeds the {len(data.train)} training "
-                                 f"examples of {self.config.dataset}")
+                raise UsageError(
+                    f"--batch-size {self.config.batch_size} exceeds the {len(data.train)} training "
+                    f"examples of {self.config.dataset}"
+                )
             self._data = data.to(self.config.torch_device())
         return self._data

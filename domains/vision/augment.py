@@ -1,4 +1,5 @@
 """Training augmentations as batched tensor ops, so no per-sample Python runs in the training loop."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -30,7 +31,7 @@ def crop_flip(x: Tensor, g: torch.Generator, pad: int = 4) -> Tensor:
     flips = (torch.rand(b, generator=g) < 0.5).to(x.device)
     padded = F.pad(x, (pad, pad, pad, pad))
     rows = (offsets[0][:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (offsets[1][:, None] + torch.arange(w, device=x.device))
+    cols = offsets[1][:, None] + torch.arange(w, device=x.device)
     cols = torch.where(flips[:, None], cols.flip(1), cols)[:, None, None, :]
     batch = torch.arange(b, device=x.device)[:, None, None, None]
     chan = torch.arange(c, device=x.device)[None, :, None, None]

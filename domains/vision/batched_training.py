@@ -13,6 +13,7 @@ another with the ordinary loop, on this pass's thread: measured here, vmap halve
 CPU, and the executor's passes side by side already fill the cores. Models with dropout draw from the global
 RNG, so they are never trained here (`train_batch` returns None; the executor trains them one by one).
 """
+
 from __future__ import annotations
 
 import math
@@ -104,8 +105,10 @@ class Stack:
 
     def job_state(self, i: int) -> StateDict:
         """Job i's state dict in the model's own layout: a detached CPU copy."""
-        out = {n: (p[i].t() if n in self.transposed else p[i]).detach().to("cpu", copy=True).contiguous()
-               for n, p in self.params.items()}
+        out = {
+            n: (p[i].t() if n in self.transposed else p[i]).detach().to("cpu", copy=True).contiguous()
+            for n, p in self.params.items()
+        }
         out.update({n: b[i].detach().to("cpu", copy=True) for n, b in self.buffers.items()})
         return out
 
@@ -122,8 +125,10 @@ class Stack:
         if jobs is None:
             return self.params, self.buffers
         idx = torch.tensor(jobs, device=next(iter(self.params.values())).device)
-        return ({n: p.detach().index_select(0, idx) for n, p in self.params.items()},
-                {n: b.index_select(0, idx) for n, b in self.buffers.items()})
+        return (
+            {n: p.detach().index_select(0, idx) for n, p in self.params.items()},
+            {n: b.index_select(0, idx) for n, b in self.buffers.items()},
+        )
 
     def violations(self, jobs: list[int]) -> int:
         """Pruned entries that are not zero in these jobs' weights."""
@@ -179,8 +184,8 @@ class StackEval:
         loss = torch.zeros(len(jobs), dtype=torch.float64, device=device)
         correct = torch.zeros(len(jobs), dtype=torch.long, device=device)
         for i in range(0, len(split), self.chunk):
-            logits = self.forward(params, buffers, split.x[i:i + self.chunk], True)
-            y = split.y[i:i + self.chunk]
+            logits = self.forward(params, buffers, split.x[i : i + self.chunk], True)
+            y = split.y[i : i + self.chunk]
             loss += F.cross_entropy(logits.transpose(1, 2), y.expand(len(jobs), -1), reduction="none").double().sum(1)
             correct += (logits.argmax(2) == y).sum(1)
         n = max(len(split), 1)
@@ -208,8 +213,9 @@ class StackedTrainee(Trainee):
         self.evals.changed(self.job)
 
 
-def train_batch(model: nn.Module, data: Data, jobs: list[Job], c: VisionConfig,
-                device: torch.device) -> list[Outcome] | None:
+def train_batch(
+    model: nn.Module, data: Data, jobs: list[Job], c: VisionConfig, device: torch.device
+) -> list[Outcome] | None:
     """Train jobs sharing a schedule (start step and budget) together; None when that can't be done here.
     A job whose training diverges gets a 'diverged' outcome; the others go on."""
     if not thread_safe(model) or len({(j.start_step, j.budget) for j in jobs}) != 1:
@@ -228,8 +234,10 @@ def train_batch(model: nn.Module, data: Data, jobs: list[Job], c: VisionConfig,
     augment = AUGMENTS.get(data.augment)
     batches = [Batches(len(data.train), c.batch_size, j.order_seed) for j in jobs]
     grid = EvalGrid(c.eval_cadence())
-    live = {i: JobProtocol(j, StackedTrainee(stack, evals, i), grid, val_higher_is_better=False,
-                           test_curve=c.test_curve) for i, j in enumerate(jobs)}
+    live = {
+        i: JobProtocol(j, StackedTrainee(stack, evals, i), grid, val_higher_is_better=False, test_curve=c.test_curve)
+        for i, j in enumerate(jobs)
+    }
     diverged: dict[int, str] = {}
     loss_sum = torch.zeros(n_jobs, device=device)  # each job's training loss since its last evaluation
     since = [start] * n_jobs  # the step of each job's last evaluation
@@ -254,11 +262,18 @@ def train_batch(model: nn.Module, data: Data, jobs: list[Job], c: VisionConfig,
         idx = torch.cat([b(step) for b in batches]).to(device)
         x = data.train.x.index_select(0, idx).view(n_jobs, -1, *data.train.x.shape[1:])
         if data.augment != "none":
-            x = torch.stack([augment(x[i], torch.Generator().manual_seed(derived_seed(j.order_seed, 2, step)))
-                             for i, j in enumerate(jobs)])
+            x = torch.stack(
+                [
+                    augment(x[i], torch.Generator().manual_seed(derived_seed(j.order_seed, 2, step)))
+                    for i, j in enumerate(jobs)
+                ]
+            )
         logits = forward(stack.params, stack.buffers, x, False)
-        per_job = F.cross_entropy(logits.flatten(0, 1), data.train.y.index_select(0, idx),
-                                  reduction="none").view(n_jobs, -1).mean(1)
+        per_job = (
+            F.cross_entropy(logits.flatten(0, 1), data.train.y.index_select(0, idx), reduction="none")
+            .view(n_jobs, -1)
+            .mean(1)
+        )
         lr = schedule(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -286,8 +301,10 @@ def train_batch(model: nn.Module, data: Data, jobs: list[Job], c: VisionConfig,
         else:
             out, best = finished[i], live[i].tracker.best
             assert best is not None
-            out.extras = {"val_acc_at_stop": best.extras.get("val_acc", math.nan),
-                          "iterations_per_s": (budget - start) / seconds if seconds > 0 else math.nan}
+            out.extras = {
+                "val_acc_at_stop": best.extras.get("val_acc", math.nan),
+                "iterations_per_s": (budget - start) / seconds if seconds > 0 else math.nan,
+            }
         out.wall_seconds = seconds / n_jobs  # the pass is shared: each job's share
         outcomes.append(out)
     return outcomes

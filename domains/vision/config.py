@@ -1,4 +1,5 @@
 """The vision domain's flags: data, model, optimisation schedule, evaluation cadence and where it runs."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,10 +30,17 @@ def parse_steps(text: str, flag: str) -> list[int]:
 class VisionConfig(DomainConfig):
     """One classification task trained by our in-memory loop; iterations count optimizer steps."""
 
-    dataset: str = opt("mnist1d", "dataset: mnist1d, digits (embedded); mnist, fashion-mnist, cifar10, cifar100 (from --data-dir)")
-    model: str = opt("mlp", "model: mlp, cnn1d, lenet_300_100, lenet5, conv2, conv4, conv6, vgg11, vgg16, vgg19, resnet20, resnet56, resnet18")
-    data_dir: str = opt("data", "folder holding datasets in torchvision's layout (e.g. DIR/MNIST/raw/*-ubyte)",
-                        identity=False)
+    dataset: str = opt(
+        "mnist1d", "dataset: mnist1d, digits (embedded); mnist, fashion-mnist, cifar10, cifar100 (from --data-dir)"
+    )
+    model: str = opt(
+        "mlp",
+        "model: mlp, cnn1d, lenet_300_100, lenet5, conv2, conv4, conv6, vgg11, vgg16, vgg19, resnet20, resnet56, "
+        "resnet18",
+    )
+    data_dir: str = opt(
+        "data", "folder holding datasets in torchvision's layout (e.g. DIR/MNIST/raw/*-ubyte)", identity=False
+    )
     download: bool = opt(False, "download missing torchvision datasets into --data-dir", identity=False)
     iterations: int = opt(3000, "training iterations (optimizer steps) per training, before --budget-scale")
     batch_size: int = opt(100, "minibatch size")
@@ -41,21 +49,37 @@ class VisionConfig(DomainConfig):
     momentum: float = opt(0.0, "SGD momentum (sgd only)")
     nesterov: bool = opt(False, "Nesterov momentum (sgd only)")
     weight_decay: float = opt(0.0, "weight decay (L2 for sgd/adam, decoupled for adamw)")
-    lr_milestones: str = opt("", "iterations at which the learning rate is multiplied by --lr-gamma, e.g. '20000,25000'")
+    lr_milestones: str = opt(
+        "", "iterations at which the learning rate is multiplied by --lr-gamma, e.g. '20000,25000'"
+    )
     lr_gamma: float = opt(0.1, "learning-rate factor at each milestone")
     warmup: int = opt(0, "iterations of linear learning-rate warm-up from 0")
     eval_every: int = opt(100, "iterations between evaluations on validation (early stopping) and test")
-    val_size: int = opt(0, "training examples held out for validation (0 = the dataset's default, 5,000 for MNIST/CIFAR)")
+    val_size: int = opt(
+        0, "training examples held out for validation (0 = the dataset's default, 5,000 for MNIST/CIFAR)"
+    )
     train_size: int = opt(0, "use only this many of the remaining training examples (0 = all)")
-    mnist1d_samples: int = opt(10000, "MNIST-1D examples generated, 4 in 5 for training and 1 in 5 for test (the paper's file has 5,000)")
+    mnist1d_samples: int = opt(
+        10000, "MNIST-1D examples generated, 4 in 5 for training and 1 in 5 for test (the paper's file has 5,000)"
+    )
     augment: str = opt("auto", "training augmentation: auto (the dataset's usual one), none, crop_flip")
-    budget_scale: float = opt(1.0, "multiply iterations, milestones, warm-up and eval cadence by this (e.g. 0.002 for a smoke run)")
-    test_curve: bool = opt(False, "read the test set at every evaluation too (a test-accuracy curve); by default it is "
-                                  "read only where it is reported: at the early-stop step and at the end", identity=False)
+    budget_scale: float = opt(
+        1.0, "multiply iterations, milestones, warm-up and eval cadence by this (e.g. 0.002 for a smoke run)"
+    )
+    test_curve: bool = opt(
+        False,
+        "read the test set at every evaluation too (a test-accuracy curve); by default it is "
+        "read only where it is reported: at the early-stop step and at the end",
+        identity=False,
+    )
     eval_batch: int = opt(2000, "examples per forward pass during evaluation", identity=False)
     device: str = opt("cpu", "device: cpu, cuda, cuda:N or auto", identity=False)
-    threads: int = opt(0, "torch CPU threads per training (0 = leave it to the executor and torch); 1 is "
-                            "fastest for small models and when jobs share cores", identity=False)
+    threads: int = opt(
+        0,
+        "torch CPU threads per training (0 = leave it to the executor and torch); 1 is "
+        "fastest for small models and when jobs share cores",
+        identity=False,
+    )
 
     # --- derived schedule, all in scaled iterations (DomainConfig.scaled) ---
     def total_iterations(self) -> int:

@@ -7,6 +7,7 @@ CIFAR's pickles go through an unpickler that resolves nothing but numpy arrays (
 for a file whose MD5 is torchvision's). Every file is parsed and checked when the config is validated, before
 a run writes anything, and kept for the run. Examples are normalised once, at load, to float32 model inputs.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -61,7 +62,8 @@ class DatasetSpec:
             names = ", ".join(Path(f).name for f in missing)
             raise UsageError(
                 f"{c.dataset}: no {names} under {(root / folder).resolve()} ({self.layout}); pass --download to "
-                f"fetch it there, or --data-dir pointing to the folder that holds {folder.parts[0]}/")
+                f"fetch it there, or --data-dir pointing to the folder that holds {folder.parts[0]}/"
+            )
         if self.files and not missing:
             self.load(c)  # every file parsed and checked now, before a run writes anything (cached for the run)
 
@@ -96,8 +98,16 @@ class Data:
     val_index: Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
 
     def to(self, device: torch.device) -> "Data":
-        return Data(self.train.to(device), self.val.to(device), self.test.to(device), self.shape, self.classes,
-                    self.augment, self.train_index, self.val_index)
+        return Data(
+            self.train.to(device),
+            self.val.to(device),
+            self.test.to(device),
+            self.shape,
+            self.classes,
+            self.augment,
+            self.train_index,
+            self.val_index,
+        )
 
 
 def load(c: VisionConfig) -> Data:
@@ -113,8 +123,10 @@ def load(c: VisionConfig) -> Data:
     val_index, train_index = order[:val_size], order[val_size:]
     if c.train_size:
         if c.train_size > len(train_index):
-            raise UsageError(f"--train-size {c.train_size} exceeds the {len(train_index)} training examples of "
-                             f"{c.dataset} left after validation")
+            raise UsageError(
+                f"--train-size {c.train_size} exceeds the {len(train_index)} training examples of "
+                f"{c.dataset} left after validation"
+            )
         train_index = train_index[: c.train_size]
     train_index, val_index = train_index.sort().values, val_index.sort().values
     bshape = (1, -1) + (1,) * (len(spec.shape) - 1)  # per-channel statistics broadcast over examples
@@ -124,12 +136,16 @@ def load(c: VisionConfig) -> Data:
         train=split(raw.train_x[train_index], raw.train_y[train_index]),
         val=split(raw.train_x[val_index], raw.train_y[val_index]),
         test=split(raw.test_x, raw.test_y),
-        shape=spec.shape, classes=spec.classes, augment=spec.augment if c.augment == "auto" else c.augment,
-        train_index=train_index, val_index=val_index,
+        shape=spec.shape,
+        classes=spec.classes,
+        augment=spec.augment if c.augment == "auto" else c.augment,
+        train_index=train_index,
+        val_index=val_index,
     )
 
 
 # --- embedded -----------------------------------------------------------------------------------
+
 
 @lru_cache(maxsize=2)
 def _mnist1d_arrays(num_samples: int) -> tuple[np.ndarray, ...]:
@@ -154,9 +170,17 @@ def load_mnist1d(c: VisionConfig) -> Raw:
     return Raw(as_x(x), as_y(y), as_x(xt), as_y(yt))
 
 
-DATASETS.add("mnist1d", DatasetSpec(
-    load_mnist1d, shape=(1, 40), classes=10, val_size=1000, augment="none",
-    help="MNIST-1D (Greydanus 2020), generated offline by the mnist1d package (seed 42)"))
+DATASETS.add(
+    "mnist1d",
+    DatasetSpec(
+        load_mnist1d,
+        shape=(1, 40),
+        classes=10,
+        val_size=1000,
+        augment="none",
+        help="MNIST-1D (Greydanus 2020), generated offline by the mnist1d package (seed 42)",
+    ),
+)
 
 
 def load_digits(c: VisionConfig) -> Raw:
@@ -172,12 +196,23 @@ def load_digits(c: VisionConfig) -> Raw:
     return Raw(x[train], y[train], x[test], y[test])
 
 
-DATASETS.add("digits", DatasetSpec(
-    load_digits, shape=(1, 8, 8), classes=10, val_size=300, augment="none", mean=(0.305,), std=(0.376,),
-    help="scikit-learn's 8x8 handwritten digits (1,797 images; 20% fixed test split)"))
+DATASETS.add(
+    "digits",
+    DatasetSpec(
+        load_digits,
+        shape=(1, 8, 8),
+        classes=10,
+        val_size=300,
+        augment="none",
+        mean=(0.305,),
+        std=(0.376,),
+        help="scikit-learn's 8x8 handwritten digits (1,797 images; 20% fixed test split)",
+    ),
+)
 
 
 # --- torchvision's layout, from --data-dir ---------------------------------------------------------
+
 
 def _torchvision(c: VisionConfig, cls) -> tuple:
     """torchvision's dataset for train and test, for --download (torchvision checks every file's MD5 before it
@@ -186,15 +221,23 @@ def _torchvision(c: VisionConfig, cls) -> tuple:
     try:
         return cls(str(root), train=True, download=c.download), cls(str(root), train=False, download=False)
     except Exception as e:  # no network, a corrupted archive, a partial folder
-        raise UsageError(f"{c.dataset}: could not read or download it into {root.resolve()}: "
-                         f"{str(e).splitlines()[0]}") from None
+        raise UsageError(
+            f"{c.dataset}: could not read or download it into {root.resolve()}: {str(e).splitlines()[0]}"
+        ) from None
 
 
 def _stamp(c: VisionConfig) -> tuple:
     """What the cache of a parsed dataset is keyed on: the files' paths, sizes and modification times."""
     root = Path(c.data_dir).expanduser().resolve()
-    return c.dataset, c.download, tuple((f, (root / f).stat().st_size, (root / f).stat().st_mtime_ns)
-                                        for f in DATASETS.get(c.dataset).files if (root / f).is_file())
+    return (
+        c.dataset,
+        c.download,
+        tuple(
+            (f, (root / f).stat().st_size, (root / f).stat().st_mtime_ns)
+            for f in DATASETS.get(c.dataset).files
+            if (root / f).is_file()
+        ),
+    )
 
 
 def _cached(read: Callable[[VisionConfig], Raw]) -> Callable[[VisionConfig], Raw]:
@@ -255,8 +298,11 @@ def _mnist_like(folder: str):
 
 
 # what a CIFAR batch may hold: numpy arrays (and the dicts, lists, strings around them), nothing callable
-ARRAY_GLOBALS = {(m, n) for core in ("numpy.core", "numpy._core") for m, n in
-                 ((f"{core}.multiarray", "_reconstruct"), (f"{core}.numeric", "_frombuffer"))}
+ARRAY_GLOBALS = {
+    (m, n)
+    for core in ("numpy.core", "numpy._core")
+    for m, n in ((f"{core}.multiarray", "_reconstruct"), (f"{core}.numeric", "_frombuffer"))
+}
 ARRAY_GLOBALS |= {("numpy", "ndarray"), ("numpy", "dtype")}
 
 
@@ -288,8 +334,10 @@ def read_cifar_batch(path: Path, md5: str, label_key: str) -> tuple[np.ndarray, 
             entry = ArraysOnly(f, encoding="latin1").load()
     except Exception as e:  # a forbidden global, garbage, a truncated file
         if not check_integrity(str(path), md5):
-            raise UsageError(f"{path}: refused, not a CIFAR batch in torchvision's layout "
-                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'})") from None
+            raise UsageError(
+                f"{path}: refused, not a CIFAR batch in torchvision's layout "
+                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'})"
+            ) from None
         with open(path, "rb") as f:  # torchvision's own file, byte for byte
             entry = pickle.load(f, encoding="latin1")
     data = entry.get("data") if isinstance(entry, dict) else None
@@ -323,21 +371,67 @@ def _cifar(cls_name: str, label_key: str, classes: int):
     return loader
 
 
-DATASETS.add("mnist", DatasetSpec(
-    _mnist_like("MNIST"), shape=(1, 28, 28), classes=10, val_size=5000, augment="none",
-    mean=(0.1307,), std=(0.3081,), scale=1 / 255, help="MNIST from DATA_DIR/MNIST/raw",
-    files=tuple(f"MNIST/raw/{f}" for f in MNIST_FILES), layout="torchvision's layout"))
-DATASETS.add("fashion-mnist", DatasetSpec(
-    _mnist_like("FashionMNIST"), shape=(1, 28, 28), classes=10, val_size=5000, augment="none",
-    mean=(0.2860,), std=(0.3530,), scale=1 / 255, help="Fashion-MNIST from DATA_DIR/FashionMNIST/raw",
-    files=tuple(f"FashionMNIST/raw/{f}" for f in MNIST_FILES), layout="torchvision's layout"))
-DATASETS.add("cifar10", DatasetSpec(
-    _cifar("CIFAR10", "labels", 10), shape=(3, 32, 32), classes=10, val_size=5000, augment="crop_flip",
-    mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), scale=1 / 255,
-    help="CIFAR-10 from DATA_DIR/cifar-10-batches-py",
-    files=tuple(f"cifar-10-batches-py/{f}" for f in CIFAR10_FILES), layout="torchvision's python-pickle layout"))
-DATASETS.add("cifar100", DatasetSpec(
-    _cifar("CIFAR100", "fine_labels", 100), shape=(3, 32, 32), classes=100, val_size=5000, augment="crop_flip",
-    mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762), scale=1 / 255,
-    help="CIFAR-100 from DATA_DIR/cifar-100-python",
-    files=("cifar-100-python/train", "cifar-100-python/test"), layout="torchvision's python-pickle layout"))
+DATASETS.add(
+    "mnist",
+    DatasetSpec(
+        _mnist_like("MNIST"),
+        shape=(1, 28, 28),
+        classes=10,
+        val_size=5000,
+        augment="none",
+        mean=(0.1307,),
+        std=(0.3081,),
+        scale=1 / 255,
+        help="MNIST from DATA_DIR/MNIST/raw",
+        files=tuple(f"MNIST/raw/{f}" for f in MNIST_FILES),
+        layout="torchvision's layout",
+    ),
+)
+DATASETS.add(
+    "fashion-mnist",
+    DatasetSpec(
+        _mnist_like("FashionMNIST"),
+        shape=(1, 28, 28),
+        classes=10,
+        val_size=5000,
+        augment="none",
+        mean=(0.2860,),
+        std=(0.3530,),
+        scale=1 / 255,
+        help="Fashion-MNIST from DATA_DIR/FashionMNIST/raw",
+        files=tuple(f"FashionMNIST/raw/{f}" for f in MNIST_FILES),
+        layout="torchvision's layout",
+    ),
+)
+DATASETS.add(
+    "cifar10",
+    DatasetSpec(
+        _cifar("CIFAR10", "labels", 10),
+        shape=(3, 32, 32),
+        classes=10,
+        val_size=5000,
+        augment="crop_flip",
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        scale=1 / 255,
+        help="CIFAR-10 from DATA_DIR/cifar-10-batches-py",
+        files=tuple(f"cifar-10-batches-py/{f}" for f in CIFAR10_FILES),
+        layout="torchvision's python-pickle layout",
+    ),
+)
+DATASETS.add(
+    "cifar100",
+    DatasetSpec(
+        _cifar("CIFAR100", "fine_labels", 100),
+        shape=(3, 32, 32),
+        classes=100,
+        val_size=5000,
+        augment="crop_flip",
+        mean=(0.5071, 0.4865, 0.4409),
+        std=(0.2673, 0.2564, 0.2762),
+        scale=1 / 255,
+        help="CIFAR-100 from DATA_DIR/cifar-100-python",
+        files=("cifar-100-python/train", "cifar-100-python/test"),
+        layout="torchvision's python-pickle layout",
+    ),
+)

@@ -5,6 +5,7 @@ dataset whose inputs it can take (an MLP on anything, 2-D convnets on images, th
 signals). Pruning groups: 'conv' (convolution weights), 'fc' (hidden linear layers) and 'output'
 (the last linear layer), the names Frankle & Carbin give their per-layer pruning rates.
 """
+
 from __future__ import annotations
 
 import copy
@@ -46,19 +47,26 @@ def create(name: str, shape: Shape, classes: int) -> nn.Module:
     rank = INPUT_RANKS.get(spec.inputs)
     if rank is not None and len(shape) != rank:
         kind = {2: "1-D signals (C, L)", 3: "images (C, H, W)"}[rank]
-        raise UsageError(f"model {name!r} takes {kind}, the dataset gives examples of shape {tuple(shape)}; "
-                         f"models that take them: {', '.join(compatible_models(shape))}")
+        raise UsageError(
+            f"model {name!r} takes {kind}, the dataset gives examples of shape {tuple(shape)}; "
+            f"models that take them: {', '.join(compatible_models(shape))}"
+        )
     try:
         return spec.make(tuple(shape), classes)
     except (RuntimeError, ValueError) as e:  # a feature map shrank to nothing
-        raise UsageError(f"model {name!r} cannot take inputs of shape {tuple(shape)} ({str(e).splitlines()[0]})") from None
+        raise UsageError(
+            f"model {name!r} cannot take inputs of shape {tuple(shape)} ({str(e).splitlines()[0]})"
+        ) from None
 
 
 def compatible_models(shape: Shape) -> list[str]:
-    return [n for n in MODELS.names() if MODELS.get(n).inputs == "any" or INPUT_RANKS[MODELS.get(n).inputs] == len(shape)]
+    return [
+        n for n in MODELS.names() if MODELS.get(n).inputs == "any" or INPUT_RANKS[MODELS.get(n).inputs] == len(shape)
+    ]
 
 
 # --- initializers -------------------------------------------------------------------------------
+
 
 def _weighted(model: nn.Module):
     return [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
@@ -96,6 +104,7 @@ def _flat_size(features: nn.Module, shape: Shape) -> int:
 
 # --- fully connected ----------------------------------------------------------------------------
 
+
 class MLP(nn.Module):
     def __init__(self, in_features: int, hidden: Sequence[int], classes: int) -> None:
         super().__init__()
@@ -128,8 +137,10 @@ def mlp(shape: Shape, classes: int) -> nn.Module:
 
 # --- convolutional, no normalisation --------------------------------------------------------------
 
-def plan_layers(channels: int, plan: Sequence[int | str], block: Callable[[int, int, bool], list[nn.Module]]
-                ) -> tuple[list[nn.Module], int]:
+
+def plan_layers(
+    channels: int, plan: Sequence[int | str], block: Callable[[int, int, bool], list[nn.Module]]
+) -> tuple[list[nn.Module], int]:
     """A conv plan as the papers write it (widths, 'M' = 2x2 max-pool) -> layers and the last width;
     `block(in, out, first)` makes one convolution's modules."""
     layers: list[nn.Module] = []
@@ -145,9 +156,18 @@ def plan_layers(channels: int, plan: Sequence[int | str], block: Callable[[int, 
 class ConvNet(nn.Module):
     """3x3 'same' convolutions with ReLU and 2x2 max-pools ('M'), then ReLU FC layers and the output."""
 
-    def __init__(self, shape: Shape, plan: Sequence[int | str], fc: Sequence[int], classes: int,
-                 kernel: int = 3, padding: int = 1, first_padding: int | None = None) -> None:
+    def __init__(
+        self,
+        shape: Shape,
+        plan: Sequence[int | str],
+        fc: Sequence[int],
+        classes: int,
+        kernel: int = 3,
+        padding: int = 1,
+        first_padding: int | None = None,
+    ) -> None:
         super().__init__()
+
         def block(cin: int, cout: int, first: bool) -> list[nn.Module]:
             pad = first_padding if first_padding is not None and first else padding
             return [nn.Conv2d(cin, cout, kernel, padding=pad), nn.ReLU()]
@@ -173,14 +193,16 @@ CONV_PLANS = {
 }
 for _name, _plan in CONV_PLANS.items():
     register(_name, "image", f"{_name.capitalize()} (F&C 2019): conv {_plan}, FC 256, 256, Gaussian Glorot init")(
-        lambda shape, classes, _plan=_plan: ConvNet(shape, _plan, (256, 256), classes))
+        lambda shape, classes, _plan=_plan: ConvNet(shape, _plan, (256, 256), classes)
+    )
 
 
 @register("lenet5", "image", "LeNet-5 (LeCun 1998): conv 6, pool, conv 16, pool, FC 120, 84; Glorot init")
 def lenet5(shape: Shape, classes: int) -> nn.Module:
     # LeNet-5 was drawn for 32x32 inputs: smaller images (MNIST's 28x28) get 2 pixels of padding first
-    return ConvNet(shape, [6, "M", 16, "M"], (120, 84), classes, kernel=5, padding=0,
-                   first_padding=2 if shape[1] < 32 else 0)
+    return ConvNet(
+        shape, [6, "M", 16, "M"], (120, 84), classes, kernel=5, padding=0, first_padding=2 if shape[1] < 32 else 0
+    )
 
 
 # --- CIFAR VGG (with BatchNorm) -------------------------------------------------------------------
@@ -197,8 +219,11 @@ class VGG(nn.Module):
 
     def __init__(self, shape: Shape, plan: Sequence[int | str], classes: int) -> None:
         super().__init__()
-        layers, channels = plan_layers(shape[0], plan, lambda cin, cout, first: [
-            nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()])
+        layers, channels = plan_layers(
+            shape[0],
+            plan,
+            lambda cin, cout, first: [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()],
+        )
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         _flat_size(self.features, shape)
         self.fc = nn.Linear(channels, classes)
@@ -210,10 +235,12 @@ class VGG(nn.Module):
 
 for _name, _plan in VGG_PLANS.items():
     register(_name, "image", f"{_name.upper()} for CIFAR (BatchNorm, one FC layer), He-normal init")(
-        lambda shape, classes, _plan=_plan: VGG(shape, _plan, classes))
+        lambda shape, classes, _plan=_plan: VGG(shape, _plan, classes)
+    )
 
 
 # --- CIFAR ResNets (He et al. 2016, 1x1-conv shortcuts as in OpenLTH) -----------------------------
+
 
 class Block(nn.Module):
     def __init__(self, f_in: int, f_out: int, downsample: bool) -> None:
@@ -258,7 +285,8 @@ class CifarResNet(nn.Module):
 
 for _depth in (20, 56):
     register(f"resnet{_depth}", "image", f"ResNet-{_depth} for CIFAR (He et al. 2016), He-normal init")(
-        lambda shape, classes, _depth=_depth: CifarResNet(shape, _depth, classes))
+        lambda shape, classes, _depth=_depth: CifarResNet(shape, _depth, classes)
+    )
 
 
 @register("resnet18", "image", "torchvision's ResNet-18 with a CIFAR stem (3x3 stride-1 conv, no max-pool)")
@@ -275,15 +303,19 @@ def resnet18(shape: Shape, classes: int) -> nn.Module:
 
 # --- 1-D CNN for MNIST-1D (Greydanus 2020) --------------------------------------------------------
 
+
 class CNN1D(nn.Module):
     """Three strided 1-D convolutions of 25 channels and a linear read-out (the MNIST-1D paper's CNN)."""
 
     def __init__(self, shape: Shape, classes: int, channels: int = 25) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv1d(shape[0], channels, 5, stride=2, padding=1), nn.ReLU(),
-            nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv1d(shape[0], channels, 5, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(channels, channels, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(channels, channels, 3, stride=2, padding=1),
+            nn.ReLU(),
             nn.Flatten(),
         )
         self.fc = nn.Linear(_flat_size(self.features, shape), classes)
@@ -293,10 +325,12 @@ class CNN1D(nn.Module):
 
 
 register("cnn1d", "signal", "small 1-D CNN (MNIST-1D paper): 3 strided conv1d of 25 channels, linear out")(
-    lambda shape, classes: CNN1D(shape, classes))
+    lambda shape, classes: CNN1D(shape, classes)
+)
 
 
 # --- pruning groups -----------------------------------------------------------------------------
+
 
 def prunable_groups(model: nn.Module, biases: bool) -> dict[str, str]:
     """Weights (and optionally biases) of every conv and linear layer -> 'conv' | 'fc' | 'output'.

@@ -3,6 +3,7 @@
 The schedule is a pure function of the iteration, so a training rewound to iteration k resumes
 the learning rate exactly where the dense run had it, with no scheduler state to carry.
 """
+
 from __future__ import annotations
 
 from bisect import bisect_right
@@ -23,8 +24,14 @@ FUSED = {"fused": True}
 
 @OPTIMIZERS.register("sgd")
 def sgd(params, c: VisionConfig) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0,
-                           weight_decay=c.weight_decay, **FUSED)
+    return torch.optim.SGD(
+        params,
+        lr=c.lr,
+        momentum=c.momentum,
+        nesterov=c.nesterov and c.momentum > 0,
+        weight_decay=c.weight_decay,
+        **FUSED,
+    )
 
 
 @OPTIMIZERS.register("adam")

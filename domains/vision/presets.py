@@ -14,12 +14,12 @@ iteration 500 finds matching tickets where rewinding to 0 does not (sweep it wit
 Morcos et al. 2019 ("One ticket to win them all"): tickets found on one dataset or optimiser trained
 on another, against the same controls.
 """
+
 from __future__ import annotations
 
 from lth_core.presets import Preset
 
-FC_RATES = {"strategy": "magnitude_layerwise", "rate": 0.2, "rewind_step": "0",
-            "controls": "random_reinit,random_mask"}
+FC_RATES = {"strategy": "magnitude_layerwise", "rate": 0.2, "rewind_step": "0", "controls": "random_reinit,random_mask"}
 
 PRESETS: dict[str, Preset] = {}
 
@@ -28,69 +28,154 @@ def _add(p: Preset) -> None:
     PRESETS[p.name] = p
 
 
-_add(Preset(
-    "quick",
-    "MNIST-1D (generated offline), MLP 40-100-100-10, Adam 1e-3, batch 100, 3,000 iterations; IMP layerwise 36% "
-    "per level (output 18%) for 8 levels, rewound to init, ticket vs random_reinit and random_mask, 2 trials "
-    "(a few minutes on 2 CPU cores)",
-    imp={"levels": 8, "rate": 0.36, "rate_overrides": "output=0.18", "strategy": "magnitude_layerwise",
-         "schedule": "iterative", "controls": "random_reinit,random_mask", "trials": 2, "rewind_step": "0"},
-    domain={"dataset": "mnist1d", "model": "mlp", "optimizer": "adam", "lr": 1e-3, "batch_size": 100,
-            "iterations": 3000, "eval_every": 100, "mnist1d_samples": 10000, "val_size": 1000,
-            "threads": 1},  # a 15K-weight MLP: more threads only add synchronisation
-))
+_add(
+    Preset(
+        "quick",
+        "MNIST-1D (generated offline), MLP 40-100-100-10, Adam 1e-3, batch 100, 3,000 iterations; IMP layerwise 36% "
+        "per level (output 18%) for 8 levels, rewound to init, ticket vs random_reinit and random_mask, 2 trials "
+        "(a few minutes on 2 CPU cores)",
+        imp={
+            "levels": 8,
+            "rate": 0.36,
+            "rate_overrides": "output=0.18",
+            "strategy": "magnitude_layerwise",
+            "schedule": "iterative",
+            "controls": "random_reinit,random_mask",
+            "trials": 2,
+            "rewind_step": "0",
+        },
+        domain={
+            "dataset": "mnist1d",
+            "model": "mlp",
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "batch_size": 100,
+            "iterations": 3000,
+            "eval_every": 100,
+            "mnist1d_samples": 10000,
+            "val_size": 1000,
+            "threads": 1,
+        },  # a 15K-weight MLP: more threads only add synchronisation
+    )
+)
 
-_add(Preset(
-    "frankle2019-lenet",
-    "F&C 2019 Fig. 3: LeNet-300-100 on MNIST, Adam 1.2e-3, batch 60, 50K iterations, fc 20% / output 10% "
-    "per level, rewind to init, 5 trials (tickets match dense to ~3.6%; random reinit falls off from ~21%)",
-    imp={**FC_RATES, "levels": 20, "rate_overrides": "output=0.1", "trials": 5},
-    domain={"dataset": "mnist", "model": "lenet_300_100", "optimizer": "adam", "lr": 1.2e-3, "batch_size": 60,
-            "iterations": 50000, "eval_every": 100, "val_size": 5000, "augment": "none"},
-))
+_add(
+    Preset(
+        "frankle2019-lenet",
+        "F&C 2019 Fig. 3: LeNet-300-100 on MNIST, Adam 1.2e-3, batch 60, 50K iterations, fc 20% / output 10% "
+        "per level, rewind to init, 5 trials (tickets match dense to ~3.6%; random reinit falls off from ~21%)",
+        imp={**FC_RATES, "levels": 20, "rate_overrides": "output=0.1", "trials": 5},
+        domain={
+            "dataset": "mnist",
+            "model": "lenet_300_100",
+            "optimizer": "adam",
+            "lr": 1.2e-3,
+            "batch_size": 60,
+            "iterations": 50000,
+            "eval_every": 100,
+            "val_size": 5000,
+            "augment": "none",
+        },
+    )
+)
 
-for name, lr, iters, conv_rate in (("conv2", "2e-4", 20000, 0.1), ("conv4", "3e-4", 25000, 0.1),
-                                   ("conv6", "3e-4", 30000, 0.15)):
-    _add(Preset(
-        f"frankle2019-{name}",
-        f"F&C 2019 Fig. 5: Conv-{name[-1]} on CIFAR-10 (no augmentation), Adam {lr}, batch 60, {iters // 1000}K "
-        f"iterations, conv {conv_rate:.0%} / fc 20% / output 10% per level, rewind to init, 5 trials",
-        imp={**FC_RATES, "levels": 20, "rate_overrides": f"conv={conv_rate},output=0.1", "trials": 5},
-        domain={"dataset": "cifar10", "model": name, "optimizer": "adam", "lr": float(lr), "batch_size": 60,
-                "iterations": iters, "eval_every": 100, "val_size": 5000, "augment": "none"},
-    ))
+for name, lr, iters, conv_rate in (
+    ("conv2", "2e-4", 20000, 0.1),
+    ("conv4", "3e-4", 25000, 0.1),
+    ("conv6", "3e-4", 30000, 0.15),
+):
+    _add(
+        Preset(
+            f"frankle2019-{name}",
+            f"F&C 2019 Fig. 5: Conv-{name[-1]} on CIFAR-10 (no augmentation), Adam {lr}, batch 60, {iters // 1000}K "
+            f"iterations, conv {conv_rate:.0%} / fc 20% / output 10% per level, rewind to init, 5 trials",
+            imp={**FC_RATES, "levels": 20, "rate_overrides": f"conv={conv_rate},output=0.1", "trials": 5},
+            domain={
+                "dataset": "cifar10",
+                "model": name,
+                "optimizer": "adam",
+                "lr": float(lr),
+                "batch_size": 60,
+                "iterations": iters,
+                "eval_every": 100,
+                "val_size": 5000,
+                "augment": "none",
+            },
+        )
+    )
 
-STABILIZING_IMP = {"strategy": "magnitude_global", "rate": 0.2, "rate_overrides": "output=0", "levels": 20,
-                   "controls": "random_reinit,random_mask", "trials": 3}
-SGD_CIFAR = {"dataset": "cifar10", "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
-             "lr_gamma": 0.1, "val_size": 5000, "augment": "crop_flip"}
+STABILIZING_IMP = {
+    "strategy": "magnitude_global",
+    "rate": 0.2,
+    "rate_overrides": "output=0",
+    "levels": 20,
+    "controls": "random_reinit,random_mask",
+    "trials": 3,
+}
+SGD_CIFAR = {
+    "dataset": "cifar10",
+    "optimizer": "sgd",
+    "lr": 0.1,
+    "momentum": 0.9,
+    "weight_decay": 1e-4,
+    "lr_gamma": 0.1,
+    "val_size": 5000,
+    "augment": "crop_flip",
+}
 
-_add(Preset(
-    "stabilizing-resnet20",
-    "Frankle et al. 2019 (Stabilizing the LTH): ResNet-20 on CIFAR-10, SGD 0.1 momentum 0.9, wd 1e-4, batch 128, "
-    "30K iterations, lr/10 at 20K and 25K; global magnitude pruning 20% of conv weights per level (output kept); "
-    "rewind to iteration 500 (1/60 of training; --rewind-step 0 shows IMP failing at this learning rate)",
-    imp={**STABILIZING_IMP, "rewind_step": "0.0166667"},  # int(0.0166667 * 30000) = 500, and scales with the budget
-    domain={**SGD_CIFAR, "model": "resnet20", "batch_size": 128, "iterations": 30000,
-            "lr_milestones": "20000,25000", "eval_every": 1000},
-))
+_add(
+    Preset(
+        "stabilizing-resnet20",
+        "Frankle et al. 2019 (Stabilizing the LTH): ResNet-20 on CIFAR-10, SGD 0.1 momentum 0.9, wd 1e-4, batch 128, "
+        "30K iterations, lr/10 at 20K and 25K; global magnitude pruning 20% of conv weights per level (output kept); "
+        "rewind to iteration 500 (1/60 of training; --rewind-step 0 shows IMP failing at this learning rate)",
+        imp={**STABILIZING_IMP, "rewind_step": "0.0166667"},  # int(0.0166667 * 30000) = 500, and scales with the budget
+        domain={
+            **SGD_CIFAR,
+            "model": "resnet20",
+            "batch_size": 128,
+            "iterations": 30000,
+            "lr_milestones": "20000,25000",
+            "eval_every": 1000,
+        },
+    )
+)
 
-_add(Preset(
-    "stabilizing-vgg19",
-    "Frankle et al. 2019 (Stabilizing the LTH): VGG-19 on CIFAR-10, SGD 0.1 momentum 0.9, wd 1e-4, batch 64, "
-    "112,480 iterations (160 epochs), lr/10 at 80 and 120 epochs; global magnitude pruning 20% of conv weights "
-    "per level (output kept); rewind to iteration 500",
-    imp={**STABILIZING_IMP, "rewind_step": "0.0044453"},  # int(0.0044453 * 112480) = 500
-    domain={**SGD_CIFAR, "model": "vgg19", "batch_size": 64, "iterations": 112480,
-            "lr_milestones": "56240,84360", "eval_every": 2000},
-))
+_add(
+    Preset(
+        "stabilizing-vgg19",
+        "Frankle et al. 2019 (Stabilizing the LTH): VGG-19 on CIFAR-10, SGD 0.1 momentum 0.9, wd 1e-4, batch 64, "
+        "112,480 iterations (160 epochs), lr/10 at 80 and 120 epochs; global magnitude pruning 20% of conv weights "
+        "per level (output kept); rewind to iteration 500",
+        imp={**STABILIZING_IMP, "rewind_step": "0.0044453"},  # int(0.0044453 * 112480) = 500
+        domain={
+            **SGD_CIFAR,
+            "model": "vgg19",
+            "batch_size": 64,
+            "iterations": 112480,
+            "lr_milestones": "56240,84360",
+            "eval_every": 2000,
+        },
+    )
+)
 
-_add(Preset(
-    "morcos2019-transfer",
-    "Morcos et al. 2019 (one ticket to win them all): train tickets found elsewhere on MNIST with LeNet-300-100 "
-    "(F&C's recipe) against random_reinit and random_mask; pass --ticket-from RUN_DIR of a run with the same "
-    "architecture, e.g. frankle2019-lenet with --dataset fashion-mnist, or one with another optimizer",
-    imp={**FC_RATES, "levels": 20, "rate_overrides": "output=0.1", "trials": 5},
-    domain={"dataset": "mnist", "model": "lenet_300_100", "optimizer": "adam", "lr": 1.2e-3, "batch_size": 60,
-            "iterations": 50000, "eval_every": 100, "val_size": 5000, "augment": "none"},
-))
+_add(
+    Preset(
+        "morcos2019-transfer",
+        "Morcos et al. 2019 (one ticket to win them all): train tickets found elsewhere on MNIST with LeNet-300-100 "
+        "(F&C's recipe) against random_reinit and random_mask; pass --ticket-from RUN_DIR of a run with the same "
+        "architecture, e.g. frankle2019-lenet with --dataset fashion-mnist, or one with another optimizer",
+        imp={**FC_RATES, "levels": 20, "rate_overrides": "output=0.1", "trials": 5},
+        domain={
+            "dataset": "mnist",
+            "model": "lenet_300_100",
+            "optimizer": "adam",
+            "lr": 1.2e-3,
+            "batch_size": 60,
+            "iterations": 50000,
+            "eval_every": 100,
+            "val_size": 5000,
+            "augment": "none",
+        },
+    )
+)

@@ -7,6 +7,7 @@ and a strided mask multiply (measured: ~300 against ~380 job-iterations/s for 4 
 A class registered here is instead run as plain batched matrix products on weights stored [J, in, out],
 where every gradient lands contiguous. Anything not registered falls back to vmap.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,10 +56,12 @@ def _mlp_forward(model: MLP, params: Params, x: Tensor, shared: bool) -> Tensor:
     return _linear(h, params["fc.weight"], params["fc.bias"])
 
 
-stacked(MLP)(StackedForward(
-    transposed=lambda model: {n for n, p in model.named_parameters() if p.dim() == 2},
-    forward=_mlp_forward,
-))
+stacked(MLP)(
+    StackedForward(
+        transposed=lambda model: {n for n, p in model.named_parameters() if p.dim() == 2},
+        forward=_mlp_forward,
+    )
+)
 
 
 def stacked_forward(model: nn.Module) -> StackedForward | None:

@@ -10,6 +10,7 @@ ResNet (a stem, blocks of conv1-bn1-conv2-bn2 with an identity or 1x1-conv short
   the channels a stage's residual adds tie together (stem or projection shortcut, every conv2 and its bn2,
   and every reader: the blocks' conv1, the next projection shortcut, the FC head).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -50,8 +51,7 @@ def chain(model: nn.Module) -> list[GroupFamily]:
     return families
 
 
-def residual(model: nn.Module, stem: str, stem_bn: str, blocks: list[str], shortcut: str, fc: str
-             ) -> list[GroupFamily]:
+def residual(model: nn.Module, stem: str, stem_bn: str, blocks: list[str], shortcut: str, fc: str) -> list[GroupFamily]:
     """Families of a ResNet whose blocks are `{block}.conv1/bn1/conv2/bn2` with a projection shortcut
     `{block}.{shortcut}.0/1` where the stream changes width (a new stream starts there)."""
     sd = model.state_dict()
@@ -88,7 +88,11 @@ def _torchvision_resnet(model: nn.Module) -> list[GroupFamily]:
 
 
 STRUCTURES: dict[type, Callable[[nn.Module], list[GroupFamily]]] = {
-    MLP: chain, ConvNet: chain, VGG: chain, CNN1D: chain, CifarResNet: _cifar_resnet,
+    MLP: chain,
+    ConvNet: chain,
+    VGG: chain,
+    CNN1D: chain,
+    CifarResNet: _cifar_resnet,
 }
 
 
@@ -99,7 +103,8 @@ def families(model: nn.Module) -> list[GroupFamily] | None:
         # ResNet-18 (torchvision's, CIFAR stem)
         from torchvision.models.resnet import BasicBlock, ResNet
 
-        if type(model) is ResNet and all(isinstance(b, BasicBlock) for b in model.modules()
-                                         if type(b).__name__.endswith("Block")):
+        if type(model) is ResNet and all(
+            isinstance(b, BasicBlock) for b in model.modules() if type(b).__name__.endswith("Block")
+        ):
             make = _torchvision_resnet
     return make(model) if make is not None else None

@@ -3,6 +3,7 @@
 Data order and augmentation are pure functions of (job seed, epoch / iteration), so a training that
 starts at iteration k (a ticket rewound to k) sees exactly the batches the dense run saw from k on.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,8 @@ from domains.vision.augment import AUGMENTS
 from domains.vision.config import VisionConfig
 from domains.vision.data import Data, Split
 from domains.vision.optim import OPTIMIZERS, Schedule
-from lth_core.mask_hold import MaskHold
 from lth_core.job import Job, Outcome, StateDict
+from lth_core.mask_hold import MaskHold
 from lth_core.masks import Mask
 from lth_core.protocol import EvalGrid, JobProtocol, Trainee
 
@@ -41,7 +42,7 @@ class Batches:
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(derived_seed(self.seed, 1, epoch))
             self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
-        return self._perm[pos * self.b:(pos + 1) * self.b]
+        return self._perm[pos * self.b : (pos + 1) * self.b]
 
 
 @torch.no_grad()
@@ -52,8 +53,8 @@ def evaluate(model: nn.Module, split: Split, chunk: int) -> tuple[float, float]:
     loss = torch.zeros((), dtype=torch.float64, device=split.y.device)
     correct = torch.zeros((), dtype=torch.long, device=split.y.device)
     for i in range(0, len(split), chunk):
-        logits = model(split.x[i:i + chunk])
-        y = split.y[i:i + chunk]
+        logits = model(split.x[i : i + chunk])
+        y = split.y[i : i + chunk]
         loss += F.cross_entropy(logits, y, reduction="sum").double()
         correct += (logits.argmax(1) == y).sum()
     model.train(was_training)
@@ -96,8 +97,13 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
     schedule = Schedule(c)
     augment = AUGMENTS.get(data.augment)
     batches = Batches(len(data.train), c.batch_size, job.order_seed)
-    protocol = JobProtocol(job, VisionTrainee(model, data, c.eval_batch), EvalGrid(c.eval_cadence()),
-                           val_higher_is_better=False, test_curve=c.test_curve)
+    protocol = JobProtocol(
+        job,
+        VisionTrainee(model, data, c.eval_batch),
+        EvalGrid(c.eval_cadence()),
+        val_higher_is_better=False,
+        test_curve=c.test_curve,
+    )
     loss_sum = torch.zeros((), device=device)
     since = 0
 
@@ -131,6 +137,8 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
     out = protocol.finish(job.budget)
     best = protocol.tracker.best
     assert best is not None
-    out.extras = {"val_acc_at_stop": best.extras.get("val_acc", math.nan),
-                  "iterations_per_s": trained / seconds if seconds > 0 else math.nan}
+    out.extras = {
+        "val_acc_at_stop": best.extras.get("val_acc", math.nan),
+        "iterations_per_s": trained / seconds if seconds > 0 else math.nan,
+    }
     return out
