@@ -44,7 +44,7 @@ from lth_core.store import RunStore, job_key
 
 PROG = "python -m benchmarks.instability"
 HEAD = ["domain", "task", "level", "density", "k", "rewind_step", "metric", "higher_is_better", "barrier", "score_a"]
-HEAD += ["score_b", "stable", "threshold", "status"]  # then the rest by name: the same order fresh or resumed
+HEAD += ["score_b", "barrier_relative", "stable", "threshold", "status"]  # then the rest by name
 BN_MODES = ("interpolate",)  # BatchNorm statistics are interpolated with the weights (recompute: not built)
 
 
@@ -346,6 +346,7 @@ class Instability:
                 "barrier": found[f"{main}_barrier"],
                 "score_a": found[f"{main}_a"],
                 "score_b": found[f"{main}_b"],
+                "barrier_relative": relative(found[f"{main}_barrier"], found[f"{main}_a"], found[f"{main}_b"]),
                 "stable": bool(found[f"{main}_barrier"] <= self.a.threshold),
                 "status": "ok",
                 **found,
@@ -390,6 +391,12 @@ class Instability:
             barrier_plot(ok, store.path / "barrier.png", self.metric.name, self.a.threshold)
             paths_plot(frame, store.path / "paths.png", self.metrics[0].column)
         return table
+
+
+def relative(barrier: float, a: float, b: float) -> float:
+    """The barrier as a fraction of the ends' mean magnitude (for metrics without a natural scale, e.g. return)."""
+    ends = abs(a + b) / 2
+    return barrier / ends if ends > 0 else math.nan
 
 
 def parse(argv: list[str], table: dict[str, str] = DOMAINS) -> tuple[Instability, Adapter]:

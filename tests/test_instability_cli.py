@@ -46,6 +46,8 @@ def test_toy_with_a_run_end_to_end_leaves_the_run_untouched(tmp_path, toy_run, c
     assert len(table) == 3 * 2 and set(table["k"]) == {0, 10, 30} and set(table["level"]) == {0, 2}
     assert (table["status"] == "ok").all() and table["barrier"].notna().all()
     assert (table["stable"] == (table["barrier"] <= 0.02)).all()
+    ends = (table["score_a"] + table["score_b"]) / 2
+    assert (table["barrier_relative"] - table["barrier"] / ends).abs().max() < 1e-12
     mask = RunStore.foreign(toy_run).load_state(RunStore.mask_name(2, 0))
     assert mask is not None
     density = sum(int(m.sum()) for m in mask.values()) / sum(m.numel() for m in mask.values())
