@@ -15,6 +15,7 @@ from typing import Mapping
 
 import torch
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from lth_core.components import flag
 from lth_core.config import opt
@@ -116,7 +117,7 @@ class Grasp(Criterion):
     def scores(self, step: PruneStep) -> dict[str, Tensor]:
         hook, names = _hook(step), step.mask.names()
         model = hook.model(masked_state(step))
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), sdpa_kernel(SDPBackend.MATH):  # fused attention has no 2nd derivative
             torch.manual_seed(step.seed)
             params = _params(model, names)
             grads = torch.autograd.grad(hook(model, self.batches), params, create_graph=True, allow_unused=True)

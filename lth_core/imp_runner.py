@@ -217,6 +217,8 @@ class ImpRunner:
                 adapter.require(need, f"the {kind} {name!r}")
             if getattr(part, "uses_scores", False) and type(self.strategy).scores is Strategy.scores:
                 raise UsageError(f"the control {name!r} inverts the strategy's scores; {imp.strategy!r} exposes none")
+            if getattr(part, "uses_scores", False) and options.ticket_from:
+                raise UsageError(f"the control {name!r} needs the pruning step of its ticket; --ticket-from has none")
         self.controls = imp.control_names()
         self.source = TicketSource(options.ticket_from, adapter, imp, self.arch_hash) if options.ticket_from else None
         self.identity = run_identity(adapter.domain, imp, adapter.config, self.source.hash if self.source else None)
