@@ -475,7 +475,11 @@ class ImpRunner:
                     raise RuntimeError(f"adapter did not capture the rewind weights at step {self.rewind}")
                 store.save_state(store.rewind_name(job.trial), rewind)
         curve = [p.__dict__ for p in out.curve]
-        store.write_record(job.key, {"row": self.row(job, out), "curve": curve})
+        record: dict[str, Any] = {"row": self.row(job, out), "curve": curve}
+        if job.mask is not None:  # kept / total per tensor: densities.csv, and layer collapse in the summary
+            mask = Mask(job.mask)
+            record["tensors"] = {n: [k, mask.sizes()[n]] for n, k in mask.kept().items()}
+        store.write_record(job.key, record)
 
     # ---- the run -------------------------------------------------------------------------------
     def run(self) -> Path:
