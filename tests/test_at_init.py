@@ -97,3 +97,10 @@ def test_what_cannot_run_is_one_line_exit_2_and_nothing_written(tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and len(err.splitlines()) == 1 and expected in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_criteria_quick_is_pruning_at_init_on_embedded_data_down_to_half_a_percent():
+    p = VisionAdapter.presets["criteria-quick"]
+    assert p.imp["schedule"] == "at_init" and p.domain == VisionAdapter.presets["quick"].domain  # embedded, CPU
+    assert set(p.imp["controls"].split(",")) == {"layer_shuffle", "random_reinit"} and p.imp["trials"] == 3
+    assert (1 - p.imp["rate"]) ** p.imp["levels"] == pytest.approx(0.0053, abs=5e-4)
