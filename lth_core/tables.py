@@ -196,4 +196,11 @@ def write_tables(store: "RunStore", plots: bool = True) -> pd.DataFrame:
         from lth_core.figures import figure1
 
         figure1(summary, store.path / "figure1.png")
+        if not densities.empty:
+            from lth_core.figures import layer_densities
+
+            meta = store.meta()
+            layer_densities(
+                densities, store.path / "densities.png", f"{meta.get('task')} · {meta.get('imp', {}).get('strategy')}"
+            )
     return summary

@@ -53,6 +53,7 @@ def test_every_jobs_mask_has_its_per_tensor_densities(tmp_path):
     hidden = ticket[ticket.tensor == "0.weight"].iloc[0]
     assert hidden.kept == hidden.total - round(0.2 * hidden.total)
     assert "Layer collapse" not in (folder / "summary.md").read_text()
+    assert (folder / "densities.png").stat().st_size > 0
 
 
 def test_a_mask_that_empties_a_tensor_is_named_in_the_summary(tmp_path):
