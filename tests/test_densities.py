@@ -63,5 +63,6 @@ def test_a_mask_that_empties_a_tensor_is_named_in_the_summary(tmp_path):
     assert set(empty.tensor) == {"2.weight"} and set(empty.level) == {2}
     assert set(empty.kind) == {"ticket", "random_mask", "layer_shuffle", "inverted"}  # the counts carry over
     text = (folder / "summary.md").read_text()
+    assert (folder / "densities.png").stat().st_size > 0
     assert "**Layer collapse**" in text and "- level 2 ticket: empties 2.weight (trial 0, 1)" in text
     assert "level 1" not in text.split("**Layer collapse**")[1].split("##")[0]
