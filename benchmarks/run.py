@@ -84,7 +84,7 @@ def run_plan(plan: Plan) -> str:
     finally:
         adapter.close()
     print((path / "summary.md").read_text())
-    print(f"results: {path}  (results.csv, summary.csv, summary.md, figure1.png, run.json)")
+    print(f"results: {path}  (results.csv, densities.csv, summary.csv, summary.md, figure1.png, run.json)")
     return str(path)
 
 

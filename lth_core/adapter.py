@@ -119,15 +119,21 @@ class Adapter(ABC):
         `seed`, differentiable in the model's Parameters (the scoring hook of gradient-based criteria)."""
         raise self.unsupported("compute a training loss for scoring")
 
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one input example of `build`'s model (no batch dimension), for data-free criteria
+        (SynFlow scores the network on an all-ones input of this shape)."""
+        raise self.unsupported("give the shape of one input example")
+
     def structure(self, model: nn.Module) -> list[GroupFamily]:
         """The prunable groups across coupled tensors: neurons, channels, attention heads."""
         raise self.unsupported("describe its structure (neurons, channels, heads)")
 
     def capabilities(self) -> set[str]:
-        """Which optional capabilities this adapter overrides: 'evaluate', 'training_loss', 'structure'."""
+        """Which optional capabilities this adapter overrides: 'evaluate', 'training_loss', 'input_shape',
+        'structure'."""
         return {
             name
-            for name in ("evaluate", "training_loss", "structure")
+            for name in ("evaluate", "training_loss", "input_shape", "structure")
             if getattr(type(self), name) is not getattr(Adapter, name)
         }
 

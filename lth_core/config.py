@@ -240,3 +240,6 @@ class RunOptions:
         identity=False,
     )
     progress: bool = opt(True, "show progress bars", identity=False)
+
+
+from lth_core import criteria as _criteria  # noqa: E402,F401  (registers SNIP, GraSP, SynFlow, magnitude_init)

@@ -65,3 +65,32 @@ def figure1(summary: pd.DataFrame, path: Path) -> None:
     fig.tight_layout()
     atomic_write(Path(path), lambda p: fig.savefig(p, format="png", dpi=110))
     plt.close(fig)
+
+
+def layer_densities(densities: pd.DataFrame, path: Path, title: str = "") -> None:
+    """The ticket's density of each pruned tensor against the level (mean over trials, log scale): where a criterion
+    collapses a layer at extreme sparsity, its curve drops to the floor (an emptied tensor is drawn at the floor)."""
+    t = densities[densities["kind"] == "ticket"]
+    if t.empty:
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    means = t.groupby(["tensor", "level"])["density"].mean().reset_index()
+    positive = means.loc[means["density"] > 0, "density"]
+    floor = 0.5 * float(positive.min()) if len(positive) else 1e-4
+    for i, (tensor, g) in enumerate(means.groupby("tensor", sort=True)):
+        ax.plot(g["level"], (g["density"] * 100).clip(lower=floor * 100), marker="o", label=tensor, color=f"C{i}")
+        empty = g[g["density"] == 0]
+        if not empty.empty:  # emptied in every trial's mean: a cross on the floor
+            ax.scatter(empty["level"], [floor * 100] * len(empty), marker="x", s=80, color="black", zorder=3)
+    if (means["density"] == 0).any():
+        ax.set_title((title or "per-tensor density") + "  (x: tensor emptied)")
+    ax.set_yscale("log")
+    ax.set_xlabel("level")
+    ax.set_ylabel("ticket density of the tensor (%)")
+    if not (means["density"] == 0).any():
+        ax.set_title(title or "per-tensor density")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=120))
+    plt.close(fig)

@@ -40,7 +40,7 @@ from lth_core.masks import Mask
 from lth_core.provenance import git_commit, versions
 from lth_core.schedules import Source
 from lth_core.store import RunStore
-from lth_core.strategies import PruneStep, ScoringHook, global_names, resolve_rates
+from lth_core.strategies import PruneStep, ScoringHook, Strategy, global_names, resolve_rates
 from lth_core.tables import write_tables
 
 DENSE = "dense"
@@ -215,6 +215,10 @@ class ImpRunner:
         for kind, name, part in imp.components():  # before the run folder exists: one line, nothing written
             for need in sorted(part.needs):
                 adapter.require(need, f"the {kind} {name!r}")
+            if getattr(part, "uses_scores", False) and type(self.strategy).scores is Strategy.scores:
+                raise UsageError(f"the control {name!r} inverts the strategy's scores; {imp.strategy!r} exposes none")
+            if getattr(part, "uses_scores", False) and options.ticket_from:
+                raise UsageError(f"the control {name!r} needs the pruning step of its ticket; --ticket-from has none")
         self.controls = imp.control_names()
         self.source = TicketSource(options.ticket_from, adapter, imp, self.arch_hash) if options.ticket_from else None
         self.identity = run_identity(adapter.domain, imp, adapter.config, self.source.hash if self.source else None)
@@ -269,36 +273,51 @@ class ImpRunner:
         saved = store.load_state(name)
         if saved is not None:
             return Mask({k: v.bool() for k, v in saved.items()})
-        src = self.schedule.source(level)
-        seed = derived_seed(self.imp.seed, level, trial)
+        mask = self.strategy(self.prune_step(store, level, trial))
+        store.save_state(name, mask.to_state())
+        return mask
+
+    def prune_step(self, store: RunStore, level: int, trial: int) -> PruneStep:
+        """What level `level`'s strategy draws its mask from (again for a control that reads its scores)."""
+        src, seed, caps = (
+            self.schedule.source(level),
+            derived_seed(self.imp.seed, level, trial),
+            self.adapter.capabilities(),
+        )
         score = (
-            ScoringHook(self.adapter.build, self.adapter.training_loss, seed)
-            if "training_loss" in self.adapter.capabilities()
+            ScoringHook(
+                self.adapter.build,
+                self.adapter.training_loss,
+                seed,
+                self.adapter.input_shape() if "input_shape" in caps else None,
+            )
+            if caps & {"training_loss", "input_shape"}
             else None
         )
         rewind = self.rewind_weights(store, trial) if self._has_rewind(store, trial) else None
-        mask = self.strategy(
-            PruneStep(
-                weights=self._prunable_weights(self.source_weights(store, src, trial)),
-                mask=self.mask_for(store, src.mask_level, trial),
-                rates=self.schedule.rates(level, self.rates),
-                global_names=self.global_names,
-                seed=seed,
-                initial=self.init_weights(store, trial),
-                rewind=rewind,
-                score=score,
-            )
+        state = self.source_weights(store, src, trial)
+        return PruneStep(
+            weights=self._prunable_weights(state),
+            mask=self.mask_for(store, src.mask_level, trial),
+            rates=self.schedule.rates(level, self.rates),
+            global_names=self.global_names,
+            seed=seed,
+            initial=self.init_weights(store, trial),
+            rewind=rewind,
+            score=score,
+            state=state,
         )
-        store.save_state(name, mask.to_state())
-        return mask
 
     def source_weights(self, store: RunStore, src: Source, trial: int) -> StateDict:
         """The weights a schedule's pruning step starts from."""
         if src.weights == "initial":
             return self.init_weights(store, trial)
+        if src.weights == "rewind":
+            return self.rewind_weights(store, trial)
         if src.weights != "final":
             raise RuntimeError(
-                f"schedule {self.imp.schedule!r} asks for {src.weights!r} weights; the runner has 'final' and 'initial'"
+                f"schedule {self.imp.schedule!r} asks for {src.weights!r} weights; the runner has 'final', "
+                "'initial' and 'rewind'"
             )
         trained = store.load_state(store.final_name(src.level, trial))
         if trained is None:
@@ -360,6 +379,7 @@ class ImpRunner:
                         rewind_weights=rewind,
                         fresh_weights=self.adapter.initial_weights,
                         seed=derived_seed(self.imp.seed, "control", c, level, t),
+                        ranking=None if self.source is not None else self._ranking(store, level, t),
                     )
                 )
                 jobs.append(
@@ -375,6 +395,15 @@ class ImpRunner:
                     )
                 )
         return jobs
+
+    def _ranking(self, store: RunStore, level: int, trial: int):
+        """The ticket's step again, for controls that read its scores (drawn only when one asks)."""
+
+        def ranking() -> tuple[Mask, dict[str, torch.Tensor]]:
+            step = self.prune_step(store, level, trial)
+            return step.mask, self.strategy.scores(step)
+
+        return ranking
 
     def _level_done(self, store: RunStore, level: int, trial: int) -> bool:
         rec = store.record(store.job_key(level, DENSE if level == 0 else TICKET, trial))
@@ -446,7 +475,11 @@ class ImpRunner:
                     raise RuntimeError(f"adapter did not capture the rewind weights at step {self.rewind}")
                 store.save_state(store.rewind_name(job.trial), rewind)
         curve = [p.__dict__ for p in out.curve]
-        store.write_record(job.key, {"row": self.row(job, out), "curve": curve})
+        record: dict[str, Any] = {"row": self.row(job, out), "curve": curve}
+        if job.mask is not None:  # kept / total per tensor: densities.csv, and layer collapse in the summary
+            mask = Mask(job.mask)
+            record["tensors"] = {n: [k, mask.sizes()[n]] for n, k in mask.kept().items()}
+        store.write_record(job.key, record)
 
     # ---- the run -------------------------------------------------------------------------------
     def run(self) -> Path:

@@ -15,14 +15,14 @@ from typing import Mapping
 
 from lth_core.components import Component, ComponentRegistry
 
-SOURCES = ("final", "initial")  # the weight kinds the runner resolves
+SOURCES = ("final", "initial", "rewind")  # the weight kinds the runner resolves
 
 
 @dataclass(frozen=True)
 class Source:
     """Where level L's pruning step starts."""
 
-    weights: str  # "final": the trained weights of `level`; "initial": the trial's initial weights
+    weights: str  # "final": the trained weights of `level`; "initial" / "rewind": the trial's initial / rewind weights
     level: int = 0  # whose trained weights, for "final"
     mask_level: int = 0  # the level whose mask is pruned further (0 = the full mask)
 
@@ -61,6 +61,20 @@ class OneShot(Schedule):
 
     def source(self, level: int) -> Source:
         return Source("final", 0, 0)
+
+    def rates(self, level: int, base: Mapping[str, float]) -> dict[str, float]:
+        return {n: 1.0 - (1.0 - r) ** level for n, r in base.items()}
+
+
+@SCHEDULES.register("at_init")
+class AtInit(Schedule):
+    """Pruning at initialization: each level's mask drawn from the rewind weights (the initial ones at rewind step 0),
+    before any training of that level, straight from the full mask to the density 1 - (1 - p)^L (Frankle et al.
+    2021). No trained weights are pruned from; the dense level still trains, as the reference (and to reach a later
+    rewind point). Iterative criteria (SynFlow) iterate inside the level."""
+
+    def source(self, level: int) -> Source:
+        return Source("rewind", 0, 0)
 
     def rates(self, level: int, base: Mapping[str, float]) -> dict[str, float]:
         return {n: 1.0 - (1.0 - r) ** level for n, r in base.items()}

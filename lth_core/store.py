@@ -4,7 +4,7 @@ Layout of a run folder:
   run.json              config, hash, seed, versions, commit (written once, checked on resume)
   jobs/<key>.json       one record per finished job: the row plus its evaluation curve (the source of truth)
   state/*.pt            plain tensors: rewind weights per trial, ticket masks and trained ticket weights per level
-  results.csv, summary.csv, summary.md, figure1.png   derived from jobs/ — rebuilt whenever the run writes them
+  results.csv, densities.csv, summary.csv, summary.md, figure1.png   derived from jobs/ — rebuilt on each write
 A record is written only after the state it points to, so a kill at any moment loses at most the job in flight.
 A file that cannot be read is moved aside to `corrupt/` (never silently dropped), noted in run.json's `recovered`
 list, and recomputed; every file is checked when a run opens its folder (lth_core/integrity.py).

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from lth_core.components import Component, ComponentRegistry
+from lth_core.errors import UsageError
 from lth_core.masks import Mask
 
 
@@ -31,6 +32,7 @@ class ScoringHook:
     build: Callable[[int], nn.Module]  # a fresh model of the domain's architecture from a seed
     training_loss: Callable[[nn.Module, int, int], Tensor]  # (model, batches, seed) -> differentiable loss
     seed: int
+    input_shape: tuple[int, ...] | None = None  # one example's shape, for data-free criteria (SynFlow)
 
     def model(self, weights: Mapping[str, Tensor]) -> nn.Module:
         """The domain's model holding `weights` (a full state dict, e.g. the step's trained or rewind weights)."""
@@ -53,6 +55,7 @@ class PruneStep:
     initial: Mapping[str, Tensor] | None = None  # the trial's initial weights (full state dict)
     rewind: Mapping[str, Tensor] | None = None  # its rewind weights (full state dict), once the dense run kept them
     score: ScoringHook | None = None  # the domain's training loss, where the adapter offers one
+    state: Mapping[str, Tensor] | None = None  # the full state dict `weights` come from (scored as a model)
 
 
 class Strategy(Component):
@@ -60,6 +63,10 @@ class Strategy(Component):
 
     def __call__(self, step: PruneStep) -> Mask:
         raise NotImplementedError
+
+    def scores(self, step: PruneStep) -> dict[str, Tensor]:
+        """Per-tensor ranking scores of `step`, lowest removed first (what the `inverted` control inverts)."""
+        raise UsageError(f"strategy {type(self).__name__} does not expose ranking scores")
 
 
 STRATEGIES = ComponentRegistry("strategy")
@@ -110,7 +117,8 @@ def _drop_lowest(scores: Tensor, keep: Tensor, n_remove: int) -> Tensor:
     """Clear the `n_remove` kept entries of lowest score (earlier position first on ties)."""
     flat_keep = keep.flatten().clone()
     idx = torch.nonzero(flat_keep, as_tuple=False).flatten()
-    flat_keep[idx[lowest(scores.flatten()[idx].float(), n_remove)]] = False
+    ranked = scores.flatten()[idx]
+    flat_keep[idx[lowest(ranked if ranked.is_floating_point() else ranked.float(), n_remove)]] = False
     return flat_keep.view_as(keep)
 
 
@@ -127,12 +135,45 @@ def prune_lowest(step: PruneStep, scores: Mapping[str, Tensor]) -> Mask:
     return Mask(_layerwise(step, scores, step.mask.names()))
 
 
+def prune_global(step: PruneStep, scores: Mapping[str, Tensor], protect: bool) -> Mask:
+    """One ranking of `scores` across `step.global_names` (the other tensors layerwise at their rates).
+
+    The count removed is round(rate * remaining) over the ranked tensors together, where rate is the base rate
+    those tensors share. With `protect` no tensor is emptied: its highest-scored remaining entry survives and is
+    counted (the removal moves to the next-lowest entry elsewhere); without it a tensor may collapse.
+    """
+    ranked = [n for n in step.mask.names() if n in step.global_names]
+    others = [n for n in step.mask.names() if n not in step.global_names]
+    out = _layerwise(step, scores, others)
+    if ranked:
+        rate = max(step.rates[n] for n in ranked)
+        keep = torch.cat([step.mask[n].flatten() for n in ranked])
+        flat = torch.cat([scores[n].detach().cpu().flatten() for n in ranked])
+        flat = (flat if flat.is_floating_point() else flat.float()).clone()
+        flat[~keep] = float("inf")  # already pruned: never chosen again
+        sizes = [step.mask[n].numel() for n in ranked]
+        if protect:
+            offsets = torch.tensor([0] + sizes[:-1]).cumsum(0)
+            for off, size in zip(offsets.tolist(), sizes):
+                kept_here = torch.nonzero(keep[off : off + size]).flatten()
+                if kept_here.numel():  # protect each tensor's highest survivor from global removal
+                    flat[off + kept_here[torch.argmax(flat[off + kept_here])]] = float("inf")
+        n_remove = min(_n_remove(int(keep.sum()), rate), int((flat < float("inf")).sum()))
+        keep[lowest(flat, n_remove)] = False
+        for part, n in zip(torch.split(keep, sizes), ranked):
+            out[n] = part.view_as(step.mask[n])
+    return Mask({n: out[n] for n in step.mask.names()})
+
+
 @STRATEGIES.register("magnitude_layerwise")
 class MagnitudeLayerwise(Strategy):
     """Remove the smallest-magnitude remaining weights of each tensor at that tensor's rate (F&C 2019)."""
 
     def __call__(self, step: PruneStep) -> Mask:
-        return prune_lowest(step, {n: step.weights[n].detach().abs().cpu() for n in step.mask})
+        return prune_lowest(step, self.scores(step))
+
+    def scores(self, step: PruneStep) -> dict[str, Tensor]:
+        return {n: step.weights[n].detach().abs().cpu() for n in step.mask}
 
 
 @STRATEGIES.register("magnitude_global")
@@ -145,25 +186,10 @@ class MagnitudeGlobal(Strategy):
     """
 
     def __call__(self, step: PruneStep) -> Mask:
-        ranked = [n for n in step.mask.names() if n in step.global_names]
-        others = [n for n in step.mask.names() if n not in step.global_names]
-        out = _layerwise(step, {n: step.weights[n].detach().abs().cpu() for n in others}, others)
-        if ranked:
-            rate = max(step.rates[n] for n in ranked)
-            keep = torch.cat([step.mask[n].flatten() for n in ranked])
-            scores = torch.cat([step.weights[n].detach().abs().cpu().flatten().float() for n in ranked])
-            scores[~keep] = float("inf")  # already pruned: never chosen again
-            sizes = [step.mask[n].numel() for n in ranked]
-            offsets = torch.tensor([0] + sizes[:-1]).cumsum(0)
-            for off, size, n in zip(offsets.tolist(), sizes, ranked):
-                kept_here = torch.nonzero(keep[off : off + size]).flatten()
-                if kept_here.numel():  # protect each tensor's largest survivor from global removal
-                    scores[off + kept_here[torch.argmax(scores[off + kept_here])]] = float("inf")
-            n_remove = min(_n_remove(int(keep.sum()), rate), int(torch.isfinite(scores).sum()))
-            keep[lowest(scores, n_remove)] = False
-            for part, n in zip(torch.split(keep, sizes), ranked):
-                out[n] = part.view_as(step.mask[n])
-        return Mask({n: out[n] for n in step.mask.names()})
+        return prune_global(step, self.scores(step), protect=True)
+
+    def scores(self, step: PruneStep) -> dict[str, Tensor]:
+        return {n: step.weights[n].detach().abs().cpu() for n in step.mask}
 
 
 @STRATEGIES.register("random")
@@ -171,5 +197,8 @@ class RandomPruning(Strategy):
     """Remove remaining entries uniformly at random, with the layerwise counts (a pruning baseline)."""
 
     def __call__(self, step: PruneStep) -> Mask:
+        return prune_lowest(step, self.scores(step))
+
+    def scores(self, step: PruneStep) -> dict[str, Tensor]:
         g = torch.Generator().manual_seed(step.seed)
-        return prune_lowest(step, {n: torch.rand(step.mask[n].shape, generator=g) for n in step.mask})
+        return {n: torch.rand(step.mask[n].shape, generator=g) for n in step.mask}

@@ -1,4 +1,5 @@
-"""The standard tables of a run: results.csv (one row per job), summary.csv and summary.md.
+"""The standard tables of a run: results.csv (one row per job), densities.csv (one row per job and pruned tensor),
+summary.csv and summary.md.
 
 Level 0 is recorded as kind 'dense' at density 1.0: the reference every curve starts from.
 'ticket − best control' compares the ticket's mean with the best control mean at each density, in the
@@ -44,6 +45,41 @@ def rows_frame(records: list[dict]) -> pd.DataFrame:
     first = [c for c in CONTRACT_COLUMNS if c in df.columns]
     df = df[first + [c for c in df.columns if c not in first]]
     return df.sort_values(["level", "kind", "trial"], kind="stable").reset_index(drop=True)
+
+
+DENSITY_COLUMNS = ["kind", "level", "trial", "tensor", "kept", "total", "density"]
+
+
+def densities_frame(records: list[dict]) -> pd.DataFrame:
+    """Per-tensor density of every job's mask (its record's `tensors`: name -> [kept, total])."""
+    rows = [
+        {
+            "kind": r["row"]["kind"],
+            "level": r["row"]["level"],
+            "trial": r["row"]["trial"],
+            "tensor": n,
+            "kept": int(k),
+            "total": int(t),
+            "density": int(k) / int(t) if int(t) else 0.0,
+        }
+        for r in records
+        for n, (k, t) in sorted(r.get("tensors", {}).items())
+    ]
+    if not rows:
+        return pd.DataFrame(columns=DENSITY_COLUMNS)
+    return pd.DataFrame(rows).sort_values(["level", "kind", "trial", "tensor"], kind="stable").reset_index(drop=True)
+
+
+def collapse_lines(densities: pd.DataFrame) -> list[str]:
+    """One line per (kind, level) whose mask empties a tensor in some trial: a layer collapse, which leaves a
+    network that cannot pass its input through (the results of that row train a dead network)."""
+    empty = densities[(densities["kept"] == 0) & (densities["total"] > 0)]
+    out = []
+    for (level, kind), g in empty.groupby(["level", "kind"], sort=True):
+        tensors = ", ".join(sorted(set(g["tensor"])))
+        trials = ", ".join(str(t) for t in sorted(set(g["trial"])))
+        out.append(f"- level {level} {kind}: empties {tensors} (trial {trials})")
+    return out
 
 
 def kind_order(kinds) -> list[str]:
@@ -105,7 +141,7 @@ def _cell(mean: float, std: float, n: int) -> str:
     return f"{mean:.4g} ± {0.0 if pd.isna(std) else std:.2g} ({n})"
 
 
-def markdown(summary: pd.DataFrame, meta: dict | None = None) -> str:
+def markdown(summary: pd.DataFrame, meta: dict | None = None, collapsed: list[str] | None = None) -> str:
     """One wide table per task: density rows, one column per kind, and the ticket − best control gap."""
     parts = []
     if meta:
@@ -113,6 +149,12 @@ def markdown(summary: pd.DataFrame, meta: dict | None = None) -> str:
         parts.append(
             f"preset `{meta.get('preset') or '-'}`, commit `{meta.get('git_commit', '?')}`, "
             f"rewind step {meta.get('rewind_step')}, budget {meta.get('budget')}\n"
+        )
+    if collapsed:
+        parts.append(
+            "**Layer collapse**: these masks empty a whole tensor (see densities.csv):\n\n"
+            + "\n".join(collapsed)
+            + "\n"
         )
     if summary.empty:
         return "\n".join(parts + ["(no finished jobs yet)\n"])
@@ -142,13 +184,23 @@ def markdown(summary: pd.DataFrame, meta: dict | None = None) -> str:
 
 def write_tables(store: "RunStore", plots: bool = True) -> pd.DataFrame:
     """Rebuild every derived file of a run folder from its job records."""
-    results = rows_frame(store.records())
+    records = store.records()
+    results = rows_frame(records)
     atomic_write(store.path / "results.csv", lambda p: results.to_csv(p, index=False))
+    densities = densities_frame(records)
+    atomic_write(store.path / "densities.csv", lambda p: densities.to_csv(p, index=False))
     summary = summarize(results)
     atomic_write(store.path / "summary.csv", lambda p: summary.to_csv(p, index=False))
-    atomic_write_text(store.path / "summary.md", markdown(summary, store.meta()))
+    atomic_write_text(store.path / "summary.md", markdown(summary, store.meta(), collapse_lines(densities)))
     if plots and not summary.empty:
         from lth_core.figures import figure1
 
         figure1(summary, store.path / "figure1.png")
+        if not densities.empty:
+            from lth_core.figures import layer_densities
+
+            meta = store.meta()
+            layer_densities(
+                densities, store.path / "densities.png", f"{meta.get('task')} · {meta.get('imp', {}).get('strategy')}"
+            )
     return summary

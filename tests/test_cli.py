@@ -100,6 +100,7 @@ PINNED = {
     ("vision", "frankle2019-lenet"): "5518a66cf87cd0a824423e7196cca03ce0322c19da288d10b0e6d32adae91e21",
     ("vision", "morcos2019-transfer"): "5518a66cf87cd0a824423e7196cca03ce0322c19da288d10b0e6d32adae91e21",
     ("vision", "quick"): "77f11e07dd5635b05743d28c92f4554d8b077cb04061b5c2d829763117514d96",
+    ("vision", "criteria-quick"): "867ed426ea6d2504df73ec294fc171c611dd0c2a054045767a3b208096c97bef",
     ("vision", "stabilizing-resnet20"): "02ebc1f93936e7b2face5f8544a4cef77dc1a55258cd79f6cba564d602c75158",
     ("vision", "stabilizing-vgg19"): "0742014b79507f9c5ea474331afc590c7456c9374505afe3ec85ed9155b5545d",
     ("rl", "quick"): "99ab2181d4859896d5d409da4348f5e9b9e94d8731ee96ede0ae9ace5d6bd161",

@@ -108,6 +108,10 @@ class VisionAdapter(Adapter):
             losses.append(F.cross_entropy(model(x), y))
         return torch.stack(losses).mean()
 
+    def input_shape(self) -> tuple[int, ...]:
+        """One example of the dataset, channels first (what `build` is made for)."""
+        return tuple(DATASETS.get(self.config.dataset).shape)
+
     def structure(self, model: nn.Module) -> list[GroupFamily]:
         """Neurons, filters (with their BatchNorm entries) and residual channels (domains/vision/structure.py)."""
         out = families(model)

@@ -179,3 +179,26 @@ _add(
         },
     )
 )
+
+_add(
+    Preset(
+        "criteria-quick",
+        "pruning at initialization on MNIST-1D (generated offline), the `quick` MLP and training: each level's mask "
+        "drawn from the initial weights straight to density 0.52^L (hidden layers ranked globally, output 26% per "
+        "level) for 8 levels, down to 0.53%; ticket vs layer_shuffle and random_reinit (Frankle et al. 2021's "
+        "ablations), 3 trials, about 5 minutes a criterion on 2 CPU cores. Pick the criterion with --strategy "
+        "(snip, grasp, synflow, magnitude_init, random); --schedule iterative --strategy magnitude_layerwise "
+        "gives IMP on the same density grid",
+        imp={
+            "levels": 8,
+            "rate": 0.48,
+            "rate_overrides": "output=0.26",
+            "strategy": "snip",
+            "schedule": "at_init",
+            "controls": "layer_shuffle,random_reinit",
+            "trials": 3,
+            "rewind_step": "0",
+        },
+        domain=dict(PRESETS["quick"].domain),
+    )
+)
