@@ -162,6 +162,21 @@ class ImpConfig:
     def control_names(self) -> list[str]:
         return [c.strip() for c in self.controls.split(",") if c.strip()]
 
+    def canonical_controls(self) -> str:
+        """The controls in the registry's order (the order they train in does not change what a run asks)."""
+        order = {name: i for i, name in enumerate(CONTROLS.registered())}
+        return ",".join(sorted(dict.fromkeys(self.control_names()), key=lambda c: (order.get(c, len(order)), c)))
+
+    def canonical_rewind(self) -> str:
+        """'00' -> '0', '0.00' -> '0.0', '5e-2' -> '0.05': one spelling per step count and per fraction."""
+        text = self.rewind_step.strip()
+        try:
+            if "." in text or "e" in text.lower():
+                return repr(float(text))
+            return str(int(text))
+        except (ValueError, OverflowError):
+            return text  # not a number: validate() refuses it
+
     def _chosen(self) -> list[tuple[ComponentRegistry, str]]:
         return [(STRATEGIES, self.strategy), (SCHEDULES, self.schedule)] + [(CONTROLS, c) for c in self.control_names()]
 
@@ -180,7 +195,7 @@ class ImpConfig:
 
     def identity(self) -> dict[str, Any]:
         """The identity fields, plus `params` of the chosen components that have fields (absent where none has)."""
-        out = identity_dict(self)
+        out = {**identity_dict(self), "controls": self.canonical_controls(), "rewind_step": self.canonical_rewind()}
         params = {name: param_values(obj) for _, name, obj in self.components() if param_fields(type(obj))}
         if params:
             out["params"] = dict(sorted(params.items()))
@@ -210,6 +225,9 @@ class ImpConfig:
             raise UsageError(f"--rate {self.rate} must be in (0, 1)")
         if self.trials < 1:
             raise UsageError(f"--trials {self.trials} must be >= 1")
+        names = self.control_names()
+        if len(set(names)) < len(names):
+            raise UsageError(f"--controls {self.controls!r} names a control twice")
         self.components()  # unknown names, unknown parameters, out-of-range values
         chosen = {name for _, name in self._chosen()}
         for name, values in sorted(self.params.items()):

@@ -167,3 +167,8 @@ class RLConfig(DomainConfig):
             raise UsageError(
                 f"--timesteps 0 asks for the env's recommended budget, but {self.env} has none; give --timesteps N"
             )
+
+    def identity_extras(self) -> dict[str, Any]:
+        """`--timesteps 0` is the env's recommended budget: hashed as that number, so both spellings are one run."""
+        recommended = ENVS.get(self.env).timesteps if self.env in ENVS else 0
+        return {"timesteps": self.timesteps or recommended}
