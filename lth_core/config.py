@@ -258,3 +258,11 @@ class RunOptions:
         identity=False,
     )
     progress: bool = opt(True, "show progress bars", identity=False)
+    retries: int = opt(
+        2, "times a failed or diverged job is trained again, one try per resume (every kind alike)", identity=False
+    )
+    allow_mixed_execution: bool = opt(
+        False,
+        "resume a run folder under another executor, --cpus-per-job, --threads or --device (run.json records it)",
+        identity=False,
+    )
