@@ -71,6 +71,7 @@ def parse_overrides(text: str) -> dict[str, float]:
     return out
 
 
+MAX_THREADS = 1024  # torch threads of one training: far beyond any machine's cores, short of exhausting them
 SEED_LIMIT = 2**32  # numpy's legacy seeding, which RL and data libraries use, takes seeds in [0, 2**32) only
 
 
@@ -81,6 +82,19 @@ def check_finite(*cfgs: Any) -> None:
             v = getattr(cfg, f.name)
             if isinstance(v, float) and not math.isfinite(v):
                 raise UsageError(f"--{f.name.replace('_', '-')} {v} must be a finite number")
+
+
+def check_options(options: "RunOptions") -> None:
+    """The executor's numbers: finite, and thread and worker counts a machine can have."""
+    check_finite(options)
+    if not 0 < options.cpus_per_job <= MAX_THREADS:
+        raise UsageError(f"--cpus-per-job {options.cpus_per_job} must be in (0, {MAX_THREADS}]")
+    if not 0 <= options.gpus_per_job <= MAX_THREADS:
+        raise UsageError(f"--gpus-per-job {options.gpus_per_job} must be in [0, {MAX_THREADS}]")
+    if not 0 <= options.workers <= MAX_THREADS:
+        raise UsageError(f"--workers {options.workers} must be in [0, {MAX_THREADS}] (0 = one per core)")
+    if options.retries < 0:
+        raise UsageError(f"--retries {options.retries} must be >= 0")
 
 
 def check_imp_numbers(imp: "ImpConfig") -> None:
@@ -123,8 +137,8 @@ class DomainConfig:
         """Raise UsageError with one line naming the bad value and the valid choices; never change a field."""
         if not (self.budget_scale > 0 and math.isfinite(self.budget_scale)):
             raise UsageError(f"--budget-scale {self.budget_scale} must be > 0")
-        if self.threads < 0:
-            raise UsageError(f"--threads {self.threads} must be >= 0")
+        if not 0 <= self.threads <= MAX_THREADS:
+            raise UsageError(f"--threads {self.threads} must be in [0, {MAX_THREADS}]")
 
     def identity_extras(self) -> dict[str, Any]:
         """Values resolved from outside the fields that join the run's identity beside them (e.g. a hash of the

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from lth_core.config import (
     ImpConfig,
     RunOptions,
     check_finite,
+    check_options,
     config_hash,
     full_dict,
     identity_dict,
@@ -136,6 +138,18 @@ def check_execution(path: Path, here: dict[str, Any], allow_mixed: bool) -> list
         f"{EXECUTION_FLAGS[name]} {here.get(name)}: pass {EXECUTION_FLAGS[name]} {there.get(name)} to resume it "
         "alike, or --allow-mixed-execution to mix rows of both"
     )
+
+
+def build_checked(adapter: Adapter, seed: int) -> nn.Module:
+    """The model, or one line when the domain's settings describe one that cannot exist (a negative width, more
+    memory than there is): the preflight's answer, before anything is written."""
+    try:
+        return adapter.build(seed)
+    except (RuntimeError, ValueError, MemoryError, OverflowError) as e:
+        why = " ".join(str(e).split())[:200]
+        raise UsageError(
+            f"{adapter.domain}: the model of these settings cannot be built ({type(e).__name__}: {why})"
+        ) from None
 
 
 def check_overrides(groups: dict[str, str], overrides: dict[str, float], preset_keys: set[str]) -> None:
@@ -249,14 +263,15 @@ class ImpRunner:
         if not validated:
             imp.validate()
             adapter.config.validate()
-        check_finite(options, adapter.config)
+        check_finite(adapter.config)
+        check_options(options)
         check_out(options.out)
         EXECUTORS.check(options.executor)
         self.adapter, self.factory, self.imp, self.options, self.preset = adapter, factory, imp, options, preset
         self.metric = adapter.metric()
         self.budget = adapter.budget()
         self.rewind = imp.rewind_at(self.budget)
-        model = adapter.build(imp.seed)  # the one model built here: names, shapes, groups and architecture
+        model = build_checked(adapter, imp.seed)  # the one model built here: names, shapes, groups, architecture
         self.groups = adapter.prunable(model, imp.prune_biases)
         preset_imp = getattr(type(adapter), "presets", {}).get(preset)
         check_overrides(
@@ -265,6 +280,12 @@ class ImpRunner:
             set(parse_overrides(preset_imp.imp.get("rate_overrides", ""))) if preset_imp else set(),
         )
         self.shapes = {n: tuple(v.shape) for n, v in model.state_dict().items() if n in self.groups}
+        empty = sorted(n for n, shape in self.shapes.items() if math.prod(shape) == 0)
+        if empty or not self.shapes:
+            raise UsageError(
+                f"{adapter.domain}: the model of these settings has no weights to prune in "
+                f"{', '.join(empty[:4]) or 'any layer'} (a width of 0?)"
+            )
         self.arch_hash = architecture_hash(model)
         del model
         self.rates = resolve_rates(self.groups, imp.rate, imp.overrides())
@@ -280,8 +301,6 @@ class ImpRunner:
         self.path = Path(options.out) / f"{adapter.domain}-{self.hash[:12]}"
         self.execution = execution(options, adapter.config)
         self.executions = check_execution(self.path, self.execution, options.allow_mixed_execution)
-        if options.retries < 0:
-            raise UsageError(f"--retries {options.retries} must be >= 0")
 
     # ---- metadata ----------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
