@@ -90,7 +90,7 @@ def test_domain_configs_share_the_base():
         assert {"budget_scale", "device", "threads"} <= {f.name for f in dataclasses.fields(cls)}
         assert cls(budget_scale=0.01).scaled(1000) == 10 and cls.scaled is DomainConfig.scaled
     assert vision().device == "cpu" and rl().device == "auto"  # a domain keeps its own default
-    with pytest.raises(UsageError, match="--threads -1 must be >= 0"):
+    with pytest.raises(UsageError, match=r"--threads -1 must be in \[0, 1024\]"):
         ToyConfig(threads=-1).validate()
 
 
