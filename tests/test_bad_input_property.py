@@ -69,7 +69,7 @@ def _size(value: str) -> float:
 @pytest.mark.timeout(600)
 @settings(
     max_examples=int(os.environ.get("LTH_PROPERTY_EXAMPLES", "50")),
-    deadline=None,
+    deadline=60_000,  # ms per example: a full toy run takes about one second
     suppress_health_check=list(HealthCheck),
 )
 @given(which=st.sampled_from(FLAGS), value=VALUES)
