@@ -332,7 +332,8 @@ class Instability:
         path_key = f"path-L{level:02d}-k{k}-t{self.a.trial}"
         cached = store.record(path_key)
         if cached is not None:
-            return {**base, **cached["row"]}, cached["path"]
+            kept = {k: v for k, v in cached["row"].items() if k not in RECORD_KEYS}
+            return {**base, **kept}, cached["path"]
         row: dict[str, Any] = {}
         path: list[dict] = []
         weights = [store.load_state(f"final-{key}") for key in keys]
@@ -371,7 +372,9 @@ class Instability:
             }
         )
         if row["status"] == "ok":
-            store.write_record(path_key, {"row": row, "path": path})
+            # the store's record shape (kind, level, trial, status), so a resume does not quarantine it
+            keys = {"kind": "path", "level": level, "trial": self.a.trial}
+            store.write_record(path_key, {"row": {**keys, **row}, "path": path})
         return {**base, **row}, path
 
     def write_outputs(self, store: RunStore) -> pd.DataFrame:
@@ -391,6 +394,9 @@ class Instability:
             barrier_plot(ok, store.path / "barrier.png", self.metric.name, self.a.threshold)
             paths_plot(frame, store.path / "paths.png", self.metrics[0].column)
         return table
+
+
+RECORD_KEYS = ("kind", "trial")  # in a path's record for the store's shape check, not columns of instability.csv
 
 
 def relative(barrier: float, a: float, b: float) -> float:

@@ -29,16 +29,19 @@ from rich.progress import track
 from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.cli import OneLineParser
+from benchmarks.cli import OneLineParser, fail
 from benchmarks.fake_vision_files import write_mnist
 from domains.vision.adapter import VisionAdapter
 from domains.vision.config import VisionConfig
 from lth_core.config import RunOptions, opt
+from lth_core.errors import UsageError
 from lth_core.executor_batched import BatchedExecutor
 from lth_core.executor_process import ProcessExecutor
 from lth_core.executors import available_cores
 from lth_core.job import Job
 from lth_core.masks import Mask
+
+TRAIN_SIZE = 8000  # training examples of the generated MNIST-shaped files (and 1,000 held out for validation)
 
 
 @dataclass
@@ -51,6 +54,21 @@ class SpeedConfig:
     jobs: int = opt(4, "trainings of one level (dense/ticket + 2 controls = 4 in the issue's level)")
     repeats: int = opt(3, "interleaved repeats of every measurement")
     ceiling_size: int = opt(2048, "square matmul size for the fp32 ceiling")
+
+    def validate(self) -> None:
+        """Each count within what the generated data and this machine's memory allow: one line, before any work."""
+        bounds = {
+            "iterations": (1, 10**7),
+            "batch_size": (1, TRAIN_SIZE),
+            "small_batch": (0, TRAIN_SIZE),
+            "jobs": (1, 256),
+            "repeats": (1, 1000),
+            "ceiling_size": (1, 16384),
+        }
+        for name, (lo, hi) in bounds.items():
+            v = getattr(self, name)
+            if not lo <= v <= hi:
+                raise UsageError(f"--{name.replace('_', '-')} {v} must be in [{lo}, {hi}]")
 
 
 def matmul_gflops(n: int, seconds: float = 1.0) -> float:
@@ -161,13 +179,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m benchmarks.speed", description=__doc__)
     parser.add_arguments(SpeedConfig, dest="cfg")
     cfg: SpeedConfig = parser.parse_args(argv).cfg
+    try:
+        cfg.validate()
+    except UsageError as e:
+        fail(str(e))
     cores = available_cores()
     torch.set_num_threads(cores)
     console = Console()
     ceilings: list[float] = []
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        write_mnist(Path(tmp), n_train=8000 + 1000, n_test=2000)
+        write_mnist(Path(tmp), n_train=TRAIN_SIZE + 1000, n_test=2000)
         for b in [cfg.batch_size] + ([cfg.small_batch] if cfg.small_batch else []):
             ceilings.append(matmul_gflops(cfg.ceiling_size))
             results[b] = measure(cfg, Path(tmp), b, cores)

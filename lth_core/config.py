@@ -71,6 +71,7 @@ def parse_overrides(text: str) -> dict[str, float]:
     return out
 
 
+MAX_THREADS = 1024  # torch threads of one training: far beyond any machine's cores, short of exhausting them
 SEED_LIMIT = 2**32  # numpy's legacy seeding, which RL and data libraries use, takes seeds in [0, 2**32) only
 
 
@@ -81,6 +82,19 @@ def check_finite(*cfgs: Any) -> None:
             v = getattr(cfg, f.name)
             if isinstance(v, float) and not math.isfinite(v):
                 raise UsageError(f"--{f.name.replace('_', '-')} {v} must be a finite number")
+
+
+def check_options(options: "RunOptions") -> None:
+    """The executor's numbers: finite, and thread and worker counts a machine can have."""
+    check_finite(options)
+    if not 0 < options.cpus_per_job <= MAX_THREADS:
+        raise UsageError(f"--cpus-per-job {options.cpus_per_job} must be in (0, {MAX_THREADS}]")
+    if not 0 <= options.gpus_per_job <= MAX_THREADS:
+        raise UsageError(f"--gpus-per-job {options.gpus_per_job} must be in [0, {MAX_THREADS}]")
+    if not 0 <= options.workers <= MAX_THREADS:
+        raise UsageError(f"--workers {options.workers} must be in [0, {MAX_THREADS}] (0 = one per core)")
+    if options.retries < 0:
+        raise UsageError(f"--retries {options.retries} must be >= 0")
 
 
 def check_imp_numbers(imp: "ImpConfig") -> None:
@@ -123,8 +137,8 @@ class DomainConfig:
         """Raise UsageError with one line naming the bad value and the valid choices; never change a field."""
         if not (self.budget_scale > 0 and math.isfinite(self.budget_scale)):
             raise UsageError(f"--budget-scale {self.budget_scale} must be > 0")
-        if self.threads < 0:
-            raise UsageError(f"--threads {self.threads} must be >= 0")
+        if not 0 <= self.threads <= MAX_THREADS:
+            raise UsageError(f"--threads {self.threads} must be in [0, {MAX_THREADS}]")
 
     def identity_extras(self) -> dict[str, Any]:
         """Values resolved from outside the fields that join the run's identity beside them (e.g. a hash of the
@@ -162,6 +176,21 @@ class ImpConfig:
     def control_names(self) -> list[str]:
         return [c.strip() for c in self.controls.split(",") if c.strip()]
 
+    def canonical_controls(self) -> str:
+        """The controls in the registry's order (the order they train in does not change what a run asks)."""
+        order = {name: i for i, name in enumerate(CONTROLS.registered())}
+        return ",".join(sorted(dict.fromkeys(self.control_names()), key=lambda c: (order.get(c, len(order)), c)))
+
+    def canonical_rewind(self) -> str:
+        """'00' -> '0', '0.00' -> '0.0', '5e-2' -> '0.05': one spelling per step count and per fraction."""
+        text = self.rewind_step.strip()
+        try:
+            if "." in text or "e" in text.lower():
+                return repr(float(text))
+            return str(int(text))
+        except (ValueError, OverflowError):
+            return text  # not a number: validate() refuses it
+
     def _chosen(self) -> list[tuple[ComponentRegistry, str]]:
         return [(STRATEGIES, self.strategy), (SCHEDULES, self.schedule)] + [(CONTROLS, c) for c in self.control_names()]
 
@@ -180,7 +209,7 @@ class ImpConfig:
 
     def identity(self) -> dict[str, Any]:
         """The identity fields, plus `params` of the chosen components that have fields (absent where none has)."""
-        out = identity_dict(self)
+        out = {**identity_dict(self), "controls": self.canonical_controls(), "rewind_step": self.canonical_rewind()}
         params = {name: param_values(obj) for _, name, obj in self.components() if param_fields(type(obj))}
         if params:
             out["params"] = dict(sorted(params.items()))
@@ -210,6 +239,9 @@ class ImpConfig:
             raise UsageError(f"--rate {self.rate} must be in (0, 1)")
         if self.trials < 1:
             raise UsageError(f"--trials {self.trials} must be >= 1")
+        names = self.control_names()
+        if len(set(names)) < len(names):
+            raise UsageError(f"--controls {self.controls!r} names a control twice")
         self.components()  # unknown names, unknown parameters, out-of-range values
         chosen = {name for _, name in self._chosen()}
         for name, values in sorted(self.params.items()):
@@ -240,6 +272,14 @@ class RunOptions:
         identity=False,
     )
     progress: bool = opt(True, "show progress bars", identity=False)
+    retries: int = opt(
+        2, "times a failed or diverged job is trained again, one try per resume (every kind alike)", identity=False
+    )
+    allow_mixed_execution: bool = opt(
+        False,
+        "resume a run folder under another executor, --cpus-per-job, --threads or --device (run.json records it)",
+        identity=False,
+    )
 
 
 from lth_core import criteria as _criteria  # noqa: E402,F401  (registers SNIP, GraSP, SynFlow, magnitude_init)

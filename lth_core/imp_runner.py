@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from lth_core.config import (
     ImpConfig,
     RunOptions,
     check_finite,
+    check_options,
     config_hash,
     full_dict,
     identity_dict,
@@ -45,6 +47,11 @@ from lth_core.tables import write_tables
 
 DENSE = "dense"
 TICKET = "ticket"
+
+
+def attempts(rec: dict[str, Any]) -> int:
+    """How many times a job has been trained into its record (records of the previous release: once)."""
+    return int(rec["row"].get("attempts", 1))
 
 
 def derived_seed(*parts: Any) -> int:
@@ -78,6 +85,71 @@ def check_out(out: str) -> None:
             if not os.access(q, os.W_OK | os.X_OK):
                 raise UsageError(f"--out {out!r}: {q} is not writable here")
             return
+
+
+EXECUTION_FLAGS = {
+    "executor": "--executor",
+    "cpus_per_job": "--cpus-per-job",
+    "threads": "--threads",
+    "device": "--device",
+}
+
+
+def execution(options: RunOptions, config: DomainConfig) -> dict[str, Any]:
+    """What changes a run's numbers but not its question: recorded per row and in run.json, checked on resume."""
+    return {
+        "executor": options.executor,
+        "cpus_per_job": options.cpus_per_job,
+        "threads": config.threads,
+        "device": config.device,
+    }
+
+
+def recorded_execution(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """A run folder's execution; a folder of the previous release has it in its `options` and `domain_config`."""
+    if isinstance(meta.get("execution"), dict):
+        return meta["execution"]
+    opts, dom = meta.get("options"), meta.get("domain_config")
+    if not (isinstance(opts, dict) and isinstance(dom, dict)):
+        return None
+    return {
+        "executor": opts.get("executor"),
+        "cpus_per_job": opts.get("cpus_per_job"),
+        "threads": dom.get("threads"),
+        "device": dom.get("device"),
+    }
+
+
+def check_execution(path: Path, here: dict[str, Any], allow_mixed: bool) -> list[dict[str, Any]]:
+    """Refuse to resume `path` under another execution unless allowed; returns the executions its rows mix."""
+    try:
+        meta = RunStore.foreign(path).meta() if (path / "run.json").is_file() else None
+    except UsageError:
+        return []  # a damaged run.json: opening the folder rebuilds it from this command's config
+    there = recorded_execution(meta) if meta is not None else None
+    if meta is None or there is None or there == here:
+        return []
+    seen = [e for e in meta.get("executions", [there]) if isinstance(e, dict)]
+    if allow_mixed:
+        return seen + ([here] if here not in seen else [])
+    name = next(k for k in EXECUTION_FLAGS if there.get(k) != here.get(k))
+    raise UsageError(
+        f"run folder {path} was run with {EXECUTION_FLAGS[name]} {there.get(name)}, this command asks "
+        f"{EXECUTION_FLAGS[name]} {here.get(name)}: pass {EXECUTION_FLAGS[name]} {there.get(name)} to resume it "
+        "alike, or --allow-mixed-execution to mix rows of both"
+    )
+
+
+def build_checked(adapter: Adapter, seed: int) -> nn.Module:
+    """The model, or one line when the domain's settings describe one that cannot exist (a negative width, more
+    memory than there is): the preflight's answer, before anything is written."""
+    try:
+        return adapter.build(seed)
+    except (RuntimeError, ValueError, MemoryError, OverflowError) as e:
+        why = " ".join(str(e).split())[:200]
+        raise UsageError(
+            f"{adapter.domain}: the model of these settings cannot be built ({type(e).__name__}: {why})"
+        ) from None
 
 
 def check_overrides(groups: dict[str, str], overrides: dict[str, float], preset_keys: set[str]) -> None:
@@ -191,14 +263,15 @@ class ImpRunner:
         if not validated:
             imp.validate()
             adapter.config.validate()
-        check_finite(options, adapter.config)
+        check_finite(adapter.config)
+        check_options(options)
         check_out(options.out)
         EXECUTORS.check(options.executor)
         self.adapter, self.factory, self.imp, self.options, self.preset = adapter, factory, imp, options, preset
         self.metric = adapter.metric()
         self.budget = adapter.budget()
         self.rewind = imp.rewind_at(self.budget)
-        model = adapter.build(imp.seed)  # the one model built here: names, shapes, groups and architecture
+        model = build_checked(adapter, imp.seed)  # the one model built here: names, shapes, groups, architecture
         self.groups = adapter.prunable(model, imp.prune_biases)
         preset_imp = getattr(type(adapter), "presets", {}).get(preset)
         check_overrides(
@@ -207,6 +280,12 @@ class ImpRunner:
             set(parse_overrides(preset_imp.imp.get("rate_overrides", ""))) if preset_imp else set(),
         )
         self.shapes = {n: tuple(v.shape) for n, v in model.state_dict().items() if n in self.groups}
+        empty = sorted(n for n, shape in self.shapes.items() if math.prod(shape) == 0)
+        if empty or not self.shapes:
+            raise UsageError(
+                f"{adapter.domain}: the model of these settings has no weights to prune in "
+                f"{', '.join(empty[:4]) or 'any layer'} (a width of 0?)"
+            )
         self.arch_hash = architecture_hash(model)
         del model
         self.rates = resolve_rates(self.groups, imp.rate, imp.overrides())
@@ -224,6 +303,8 @@ class ImpRunner:
         self.identity = run_identity(adapter.domain, imp, adapter.config, self.source.hash if self.source else None)
         self.hash = config_hash(self.identity)
         self.path = Path(options.out) / f"{adapter.domain}-{self.hash[:12]}"
+        self.execution = execution(options, adapter.config)
+        self.executions = check_execution(self.path, self.execution, options.allow_mixed_execution)
 
     # ---- metadata ----------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
@@ -240,6 +321,7 @@ class ImpRunner:
             "metric": self.metric.__dict__,
             "budget": self.budget,
             "rewind_step": self.rewind,
+            "execution": self.execution,
             "prunable": self.groups,
             "rates": self.rates,
             "architecture_hash": self.arch_hash,
@@ -326,10 +408,17 @@ class ImpRunner:
 
     # ---- jobs ----------------------------------------------------------------------------------
     def _done(self, store: RunStore, key: str, needs: str | None) -> bool:
+        """Finished: ok with the state it left, or failed/diverged with its tries spent (`--retries`)."""
         rec = store.record(key)
         if rec is None:
             return False
+        if rec["row"]["status"] != "ok":
+            return attempts(rec) > self.options.retries
         return needs is None or store.state_path(needs).exists() and store.load_state(needs) is not None
+
+    def _ok(self, store: RunStore, key: str) -> bool:
+        rec = store.record(key)
+        return rec is not None and rec["row"]["status"] == "ok"
 
     def level_jobs(self, store: RunStore, level: int) -> list[Job]:
         jobs: list[Job] = []
@@ -349,7 +438,11 @@ class ImpRunner:
                     capture_steps=(self.rewind,),
                     keep_final_weights=keep_final,
                 )
-                if not self._done(store, job.key, final_name) or not self._has_rewind(store, t):
+                if (
+                    not self._done(store, job.key, final_name)
+                    or self._ok(store, job.key)
+                    and not self._has_rewind(store, t)
+                ):
                     jobs.append(job)
                 continue
             if self.source is None and not self._level_done(store, level - 1, t):
@@ -406,8 +499,7 @@ class ImpRunner:
         return ranking
 
     def _level_done(self, store: RunStore, level: int, trial: int) -> bool:
-        rec = store.record(store.job_key(level, DENSE if level == 0 else TICKET, trial))
-        return rec is not None and rec["row"]["status"] == "ok"
+        return self._ok(store, store.job_key(level, DENSE if level == 0 else TICKET, trial))
 
     def init_weights(self, store: RunStore, trial: int) -> StateDict:
         name = store.init_name(trial)
@@ -459,6 +551,7 @@ class ImpRunner:
             "git_commit": git_commit(),
             "versions": json.dumps(self.versions(), sort_keys=True),
             "config": json.dumps(self.identity, sort_keys=True, default=str),
+            "execution": json.dumps(self.execution, sort_keys=True),
         }
         for k, v in out.extras.items():
             row.setdefault(k, v)
@@ -475,7 +568,9 @@ class ImpRunner:
                     raise RuntimeError(f"adapter did not capture the rewind weights at step {self.rewind}")
                 store.save_state(store.rewind_name(job.trial), rewind)
         curve = [p.__dict__ for p in out.curve]
-        record: dict[str, Any] = {"row": self.row(job, out), "curve": curve}
+        prev = store.record(job.key)
+        tries = attempts(prev) + 1 if prev is not None and prev["row"]["status"] != "ok" else 1
+        record: dict[str, Any] = {"row": {**self.row(job, out), "attempts": tries}, "curve": curve}
         if job.mask is not None:  # kept / total per tensor: densities.csv, and layer collapse in the summary
             mask = Mask(job.mask)
             record["tensors"] = {n: [k, mask.sizes()[n]] for n, k in mask.kept().items()}
@@ -487,6 +582,10 @@ class ImpRunner:
         executor = EXECUTORS.get(self.options.executor)(self.adapter, self.factory, self.options)
         try:
             store = RunStore(self.path).open(self.meta())
+            if self.executions:
+                store.update_meta(executions=self.executions, allow_mixed_execution=True)
+            elif "execution" not in store.meta():  # a folder of the previous release: its execution, now named
+                store.update_meta(execution=self.execution)
         except BaseException:
             executor.close()
             raise

@@ -36,6 +36,28 @@ def job_key(level: int, kind: str, trial: int) -> str:
     return f"L{level:02d}-{kind}-t{trial}"
 
 
+ROW_FIELDS: dict[str, type | tuple[type, ...]] = {"kind": str, "level": int, "trial": int, "status": str}
+
+
+def record_shape_error(rec: Any) -> str | None:
+    """Why a parsed job record is not one this store writes (None if it is): an object with a `row` object whose
+    kind, level, trial and status have their types, and a list `curve` where present."""
+    if not isinstance(rec, dict):
+        return f"a JSON {type(rec).__name__}, not an object"
+    row = rec.get("row")
+    if not isinstance(row, dict):
+        return "no row object"
+    for name, typ in ROW_FIELDS.items():
+        v = row.get(name)
+        if not isinstance(v, typ) or isinstance(v, bool):
+            return f"row.{name} is {v!r}"
+    if "attempts" in row and (not isinstance(row["attempts"], int) or row["attempts"] < 1):
+        return f"row.attempts is {row['attempts']!r}"
+    if not isinstance(rec.get("curve", []), list):
+        return "curve is not a list"
+    return None
+
+
 class RunStore:
     def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = Path(path)
@@ -181,8 +203,9 @@ class RunStore:
         if key in self._records:
             return self._records[key]
         rec = self._read_json(self.record_path(key))
-        if rec is not None and "row" not in rec:
-            self._quarantine(self.record_path(key), "record without a row")
+        why = None if rec is None else record_shape_error(rec)
+        if why is not None:
+            self._quarantine(self.record_path(key), f"record of the wrong shape: {why}")
             return None
         if rec is not None:
             self._records[key] = rec

@@ -101,6 +101,8 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     bad = df.groupby(keys, dropna=False)["status"].agg(
         diverged=lambda s: int((s == "diverged").sum()), failed=lambda s: int((s == "failed").sum())
     )
+    tries = df["attempts"].fillna(1) if "attempts" in df.columns else pd.Series(1, index=df.index)
+    bad["retries"] = (tries.astype(int) - 1).groupby([df[k] for k in keys], dropna=False).sum().astype(int)
     out = bad.join(agg, how="left").reset_index()
     out["n"] = out["n"].fillna(0).astype(int)
     return out.sort_values(["domain", "task", "level", "kind"], ascending=[True, True, True, True]).reset_index(
@@ -150,6 +152,8 @@ def markdown(summary: pd.DataFrame, meta: dict | None = None, collapsed: list[st
             f"preset `{meta.get('preset') or '-'}`, commit `{meta.get('git_commit', '?')}`, "
             f"rewind step {meta.get('rewind_step')}, budget {meta.get('budget')}\n"
         )
+        if meta.get("allow_mixed_execution"):
+            parts.append(f"rows mix executions (--allow-mixed-execution): {meta.get('executions')}\n")
     if collapsed:
         parts.append(
             "**Layer collapse**: these masks empty a whole tensor (see densities.csv):\n\n"
@@ -179,6 +183,8 @@ def markdown(summary: pd.DataFrame, meta: dict | None = None, collapsed: list[st
         failed = s[(s["diverged"] > 0) | (s["failed"] > 0)]
         if not failed.empty:
             parts.append(f"Diverged: {int(s['diverged'].sum())} rows, failed: {int(s['failed'].sum())} rows.\n")
+        if "retries" in s.columns and s["retries"].sum() > 0:
+            parts.append(f"Retried: {int(s['retries'].sum())} trainings of failed or diverged jobs (see --retries).\n")
     return "\n".join(parts)
 
 

@@ -52,7 +52,8 @@ def run_here(
 
 
 def results(folder: Path) -> pd.DataFrame:
-    return pd.read_csv(folder / "results.csv").drop(columns=VOLATILE)
+    # `execution` names the executor: these comparisons are across executors, on purpose
+    return pd.read_csv(folder / "results.csv").drop(columns=[*VOLATILE, "execution"], errors="ignore")
 
 
 def assert_same_run(a: Path, b: Path, skip_keys: frozenset[str] = frozenset()) -> None:

@@ -90,7 +90,7 @@ def test_domain_configs_share_the_base():
         assert {"budget_scale", "device", "threads"} <= {f.name for f in dataclasses.fields(cls)}
         assert cls(budget_scale=0.01).scaled(1000) == 10 and cls.scaled is DomainConfig.scaled
     assert vision().device == "cpu" and rl().device == "auto"  # a domain keeps its own default
-    with pytest.raises(UsageError, match="--threads -1 must be >= 0"):
+    with pytest.raises(UsageError, match=r"--threads -1 must be in \[0, 1024\]"):
         ToyConfig(threads=-1).validate()
 
 
@@ -112,8 +112,9 @@ def test_the_store_spells_names_and_reads_each_record_once(tmp_path, monkeypatch
     assert store.init_name(1) == "init-t1" and store.rewind_name(0) == "rewind-t0"
     assert store.job_key(3, "random_mask", 1) == "L03-random_mask-t1"
     store.jobs_dir.mkdir()
-    store.write_record("L00-dense-t0", {"row": {"x": 1.0}, "curve": []})
-    (store.jobs_dir / "L01-ticket-t0.json").write_text(json.dumps({"row": {"x": 2.0}}))
+    row = {"kind": "dense", "level": 0, "trial": 0, "status": "ok"}  # the shape every record has
+    store.write_record("L00-dense-t0", {"row": {**row, "x": 1.0}, "curve": []})
+    (store.jobs_dir / "L01-ticket-t0.json").write_text(json.dumps({"row": {**row, "x": 2.0}}))
     reads = []
     original = RunStore._read_json
     monkeypatch.setattr(RunStore, "_read_json", lambda self, f: reads.append(f.name) or original(self, f))

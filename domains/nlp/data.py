@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -81,9 +82,16 @@ SPLIT_ALIASES = {"train": ("train",), "valid": ("valid", "val", "dev"), "test": 
 
 
 def _read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file, plain or gzipped; a file that is neither is one line naming it."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", newline="\n") as f:
-        return [line.rstrip("\r\n") for line in f]
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="\n") as f:
+            return [line.rstrip("\r\n") for line in f]
+    except UnicodeDecodeError as e:
+        raise UsageError(f"--data-dir: {path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError; a cut .gz ends in EOFError
+        kind = "a complete gzip file" if path.suffix == ".gz" else "readable"
+        raise UsageError(f"--data-dir: {path} is not {kind} ({type(e).__name__}: {e})") from None
 
 
 LM_SUFFIXES = ("txt", "tokens", "raw")  # text folders for language models: train.txt, wiki.train.tokens

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from domains.rl.algos import ALGOS
@@ -35,12 +36,39 @@ from domains.rl.loss import rollout_loss
 from domains.rl.policy import make_policy, parse_arch, policy_kwargs, policy_name, prunable_groups
 from domains.rl.presets import PRESETS
 from domains.rl.structure import policy_families
-from domains.rl.train import Setup, train_job
+from domains.rl.train import Setup, build_algorithm, train_job
 from lth_core.adapter import SPLITS, Adapter, Metric
 from lth_core.errors import UsageError
 from lth_core.job import Job, Outcome, StateDict
 from lth_core.presets import Preset
 from lth_core.structure import GroupFamily
+
+_PREFLOWN: set[str] = set()  # setups tried in this process: a worker building its adapter tries once, not per job
+
+
+def preflight(setup: Setup, config: RLConfig) -> None:
+    """Build the algorithm on a throw-away env and train it one update: keyword arguments SB3 accepts by name but
+    refuses by value (`ent_coef="x"`, `n_steps=0`) are one line here, not a failed row of every job."""
+    key = repr(setup)
+    if key in _PREFLOWN:
+        return
+    model = None
+    try:
+        with torch.random.fork_rng(devices=[]):
+            model = build_algorithm(setup, seed=0)
+            model.learn(total_timesteps=1)
+    except UsageError:
+        raise
+    except Exception as e:  # whatever SB3 raises for a value it cannot use
+        why = " ".join(str(e).split())[:300]
+        raise UsageError(
+            f"--algo {config.algo} cannot train with --algo-kwargs {config.algo_kwargs!r} "
+            f"(--n-envs {setup.n_envs}, --learning-rate {config.learning_rate}): {type(e).__name__}: {why}"
+        ) from None
+    finally:
+        if model is not None and model.get_env() is not None:
+            model.get_env().close()
+    _PREFLOWN.add(key)
 
 
 class RLAdapter(Adapter):
@@ -58,6 +86,7 @@ class RLAdapter(Adapter):
         self.net_arch = parse_arch(arch_text)
         self.policy_kwargs = policy_kwargs(self.net_arch, config.activation)
         self.setup = self._setup()
+        preflight(self.setup, config)
 
     def _setup(self) -> Setup:
         c, family = self.config, self.info.family

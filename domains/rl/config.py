@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,11 +46,18 @@ def parse_algo_kwargs(text: str) -> dict[str, Any]:
         try:
             if not sep or not key.strip().isidentifier():
                 raise ValueError
-            out[key.strip()] = ast.literal_eval(val.strip())
-        except (ValueError, SyntaxError):
-            raise UsageError(f"--algo-kwargs item {item!r} must be NAME=PYTHON_LITERAL, e.g. 'ent_coef=0.01'") from None
+            value = ast.literal_eval(val.strip())
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError
+            out[key.strip()] = value
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            raise UsageError(
+                f"--algo-kwargs item {item!r} must be NAME=PYTHON_LITERAL (numbers finite), e.g. 'ent_coef=0.01'"
+            ) from None
     return out
 
+
+MAX_ENVS = 1024
 
 # Set by the adapter itself: passing them through --algo-kwargs would fight the config's own fields.
 RESERVED_KWARGS = {
@@ -126,6 +134,8 @@ class RLConfig(DomainConfig):
         for name in ("timesteps", "n_envs", "max_episode_steps"):
             if getattr(self, name) < 0:
                 raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} must be >= 0")
+        if self.n_envs > MAX_ENVS:
+            raise UsageError(f"--n-envs {self.n_envs} must be <= {MAX_ENVS} (each env is a live simulator in memory)")
         super().validate()  # --budget-scale, --threads
         if self.learning_rate < 0:
             raise UsageError(f"--learning-rate {self.learning_rate} must be >= 0 (0 = the algorithm's default)")
@@ -167,3 +177,8 @@ class RLConfig(DomainConfig):
             raise UsageError(
                 f"--timesteps 0 asks for the env's recommended budget, but {self.env} has none; give --timesteps N"
             )
+
+    def identity_extras(self) -> dict[str, Any]:
+        """`--timesteps 0` is the env's recommended budget: hashed as that number, so both spellings are one run."""
+        recommended = ENVS.get(self.env).timesteps if self.env in ENVS else 0
+        return {"timesteps": self.timesteps or recommended}

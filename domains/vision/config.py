@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -142,3 +143,9 @@ class VisionConfig(DomainConfig):
         spec.check_files(self)  # missing data is reported before a run writes anything
         with torch.random.fork_rng(devices=[]):
             create(self.model, spec.shape, spec.classes)  # raises UsageError when the model cannot take the data
+
+    def identity_extras(self) -> dict[str, Any]:
+        """`--val-size 0` is the dataset's default: hashed as that number, so both spellings are one run."""
+        from domains.vision.data import DATASETS
+
+        return {"val_size": self.val_size or DATASETS.get(self.dataset).val_size}
