@@ -33,11 +33,12 @@ from lth_core.atomic import atomic_write_text
 from lth_core.config import ImpConfig, RunOptions, config_hash, full_dict, identity_dict, opt
 from lth_core.errors import UsageError
 from lth_core.executors import EXECUTORS
-from lth_core.imp_runner import check_out, derived_seed
+from lth_core.imp_runner import derived_seed
 from lth_core.interpolation import PathMetric, alphas, barriers, evaluate_path
 from lth_core.job import Job, Outcome, StateDict
 from lth_core.lmc_figures import barrier_plot, paths_plot
 from lth_core.masks import Mask
+from lth_core.preflight import check_out
 from lth_core.presets import apply
 from lth_core.provenance import git_commit, versions
 from lth_core.store import RunStore, job_key

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -95,15 +93,6 @@ class Adapter(ABC):
 
     def initial_weights(self, seed: int) -> StateDict:
         return {k: v.detach().clone() for k, v in self.build(seed).state_dict().items()}
-
-    def architecture(self) -> dict:
-        """What must match for a ticket to move between runs: state-dict names and shapes."""
-        model = self.build(0)
-        return {k: list(v.shape) for k, v in model.state_dict().items()}
-
-    def architecture_hash(self) -> str:
-        blob = json.dumps(self.architecture(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
 
     def close(self) -> None:
         """Release datasets, environments or worker pools held between jobs."""
