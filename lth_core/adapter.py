@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Mapping
 
 from torch import Tensor, nn
 
@@ -117,12 +117,19 @@ class Adapter(ABC):
         """The prunable groups across coupled tensors: neurons, channels, attention heads."""
         raise self.unsupported("describe its structure (neurons, channels, heads)")
 
+    def compact(self, model: nn.Module, keep: Mapping[str, Tensor]) -> nn.Module:
+        """The physically smaller model keeping, per family of `structure(model)`, the groups where
+        `keep[family.name]` (a [count] bool tensor) is True: same state-dict keys, smaller shapes, the kept
+        weights carried over, the same outputs as the masked model (`lth_core.compaction.shrink` does the
+        standard layers; a domain fixes what its own modules carry)."""
+        raise self.unsupported("compact a structured ticket (remove neurons, channels, heads)")
+
     def capabilities(self) -> set[str]:
         """Which optional capabilities this adapter overrides: 'evaluate', 'training_loss', 'input_shape',
-        'structure'."""
+        'structure', 'compact'."""
         return {
             name
-            for name in ("evaluate", "training_loss", "input_shape", "structure")
+            for name in ("evaluate", "training_loss", "input_shape", "structure", "compact")
             if getattr(type(self), name) is not getattr(Adapter, name)
         }
 
