@@ -18,17 +18,21 @@ return reached the env's `reward_threshold` (NaN when never, or when the env has
 early stopping, captures and test reads are `lth_core.protocol`'s (see `domains.rl.train`).
 
 Capabilities: `evaluate` (those episodes for any weights), `training_loss` (A2C's / PPO's own loss on
-rollouts, `domains.rl.loss`), `structure` (neurons and channels, `domains.rl.structure`).
+rollouts, `domains.rl.loss`), `structure` (neurons and channels, `domains.rl.structure`), `compact` (those
+removed, `domains.rl.compact`; `train` and `evaluate` take a compacted policy's weights and cut the policy they
+build to their shapes).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Mapping
 
 import torch
+from stable_baselines3.common.policies import BasePolicy
 from torch import Tensor, nn
 
 from domains.rl.algos import ALGOS
+from domains.rl.compact import compact_policy, fit
 from domains.rl.config import RLConfig, parse_algo_kwargs
 from domains.rl.envs import probe
 from domains.rl.evaluation import METRIC, TEST_SEED, VAL_SEED, EvalSplit
@@ -135,8 +139,7 @@ class RLAdapter(Adapter):
         """Mean return of the deterministic policy with `weights` on the job's validation or test episodes."""
         if split not in SPLITS:
             raise UsageError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
-        policy = self.build(0)
-        policy.load_state_dict(weights)
+        policy = fit(self.build(0), weights)
         s = self.setup
         episodes = EvalSplit(self.info, s.eval_episodes, VAL_SEED if split == "val" else TEST_SEED, s.max_episode_steps)
         try:
@@ -150,3 +153,7 @@ class RLAdapter(Adapter):
 
     def structure(self, model: nn.Module) -> list[GroupFamily]:
         return policy_families(model)
+
+    def compact(self, model: nn.Module, keep: Mapping[str, Tensor]) -> nn.Module:
+        assert isinstance(model, BasePolicy)
+        return compact_policy(model, keep)

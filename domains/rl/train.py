@@ -11,6 +11,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from domains.rl.algos import AlgoSpec
 from domains.rl.callback import TicketCallback, check_finite
+from domains.rl.compact import fit
 from domains.rl.envs import EnvInfo
 from domains.rl.evaluation import METRIC, TEST_SEED, VAL_SEED, EvalSplit, RLTrainee
 from domains.rl.policy import mirror_violations, policy_name, target_mirrors
@@ -56,7 +57,7 @@ def train_job(setup: Setup, job: Job) -> Outcome:
     test = EvalSplit(setup.info, setup.eval_episodes, TEST_SEED, setup.max_episode_steps)
     hold = None
     try:
-        model.policy.load_state_dict(job.weights)
+        fit(model.policy, job.weights)  # a compacted ticket's weights: the policy is cut to their shapes first
         if job.mask is not None:
             mirrors = target_mirrors(model.policy, list(job.mask)) if setup.algo.target_network else None
             hold = MaskHold(model.policy, Mask(job.mask), mirrors=mirrors)
