@@ -64,7 +64,7 @@ def lm(adapter):
 
 
 def test_capabilities_are_declared(adapter):
-    assert adapter.capabilities() == {"evaluate", "training_loss", "structure"}
+    assert adapter.capabilities() == {"evaluate", "training_loss", "structure", "compact"}
 
 
 def _trained(a: NLPAdapter, masked: bool):

@@ -6,12 +6,14 @@ from fairseq's task and dictionaries, loads the job's weights, holds the mask wi
 trains with `fairseq.trainer.Trainer` (label-smoothed cross-entropy, Adam, inverse-sqrt warm-up);
 see train.py. Prunable: attention projections and feed-forward weights (LSTM: the recurrent
 weights); embeddings and the output projection with --prune-embeddings, where a tied embedding is
-one tensor of the mask under its first name.
+one tensor of the mask under its first name. Structure: attention heads and FFN neurons (models.py); compact:
+those removed (compact.py), and `train` / `evaluate` take a compacted model's weights.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Mapping
 
 from torch import Tensor, nn
 
@@ -86,8 +88,9 @@ class NLPAdapter(Adapter):
         if split not in SPLITS:
             raise UsageError(f"split {split!r} is not one of {', '.join(SPLITS)}")
         session, metric = self.session, self.metric()
-        model = session.build_model(0)
-        model.load_state_dict(weights)
+        from domains.nlp.compact import fit
+
+        model = fit(session.build_model(0), weights)
         model.to(session.device).eval()
         with fairseq_warnings_quiet():
             if split == "val":
@@ -107,6 +110,11 @@ class NLPAdapter(Adapter):
         from domains.nlp.models import structure_families
 
         return structure_families(model)
+
+    def compact(self, model: nn.Module, keep: Mapping[str, Tensor]) -> nn.Module:
+        from domains.nlp.compact import compact_transformer
+
+        return compact_transformer(model, keep)
 
     def close(self) -> None:
         self._session = None

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from domains.nlp.compact import fit
 from domains.nlp.fairseq_quiet import fairseq_warnings_quiet
 from domains.nlp.tasks import TASKS, TaskSpec, loss_on
 from lth_core.errors import Diverged
@@ -64,8 +65,7 @@ def _run_job(session, job: Job, scratch_root: Path) -> Outcome:
     config, spec = session.config, TASKS.get(session.config.task)
     if config.threads:
         torch.set_num_threads(config.threads)
-    model = session.build_model(job.seed)
-    model.load_state_dict(job.weights)
+    model = fit(session.build_model(job.seed), job.weights)  # a compacted ticket's weights: cut to their shapes
     model.to(session.device)
     hold = MaskHold(model, Mask(job.mask)) if job.mask is not None else None
     scratch_root.mkdir(parents=True, exist_ok=True)
