@@ -41,6 +41,7 @@ from lth_core.provenance import git_commit, versions
 from lth_core.schedules import Source
 from lth_core.store import RunStore
 from lth_core.strategies import PruneStep, ScoringHook, Strategy, global_names, resolve_rates
+from lth_core.structured import families_for
 from lth_core.tables import write_tables
 
 DENSE = "dense"
@@ -188,7 +189,6 @@ class ImpRunner:
                 f"{', '.join(empty[:4]) or 'any layer'} (a width of 0?)"
             )
         self.arch_hash = architecture_hash(model)
-        del model
         self.rates = resolve_rates(self.groups, imp.rate, imp.overrides())
         self.global_names = global_names(self.groups, imp.overrides())
         self.strategy, self.schedule, self.control_set = imp.make_strategy(), imp.make_schedule(), imp.make_controls()
@@ -199,6 +199,8 @@ class ImpRunner:
                 raise UsageError(f"the control {name!r} inverts the strategy's scores; {imp.strategy!r} exposes none")
             if getattr(part, "uses_scores", False) and options.ticket_from:
                 raise UsageError(f"the control {name!r} needs the pruning step of its ticket; --ticket-from has none")
+        self.families = families_for(adapter, model, self.strategy)  # structured strategies' groups, checked
+        del model
         self.controls = imp.control_names()
         self.source = TicketSource(options.ticket_from, adapter, imp, self.arch_hash) if options.ticket_from else None
         self.identity = run_identity(adapter.domain, imp, adapter.config, self.source.hash if self.source else None)
@@ -289,6 +291,7 @@ class ImpRunner:
             rewind=rewind,
             score=score,
             state=state,
+            families=self.families,
         )
 
     def source_weights(self, store: RunStore, src: Source, trial: int) -> StateDict:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from lth_core.components import Component, ComponentRegistry
 from lth_core.errors import UsageError
 from lth_core.masks import Mask
+from lth_core.structure import GroupFamily
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class PruneStep:
     rewind: Mapping[str, Tensor] | None = None  # its rewind weights (full state dict), once the dense run kept them
     score: ScoringHook | None = None  # the domain's training loss, where the adapter offers one
     state: Mapping[str, Tensor] | None = None  # the full state dict `weights` come from (scored as a model)
+    families: tuple[GroupFamily, ...] | None = None  # the model's group families, for structured strategies
 
 
 class Strategy(Component):
