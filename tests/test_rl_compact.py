@@ -162,13 +162,16 @@ def test_sb3_learns_on_the_compacted_policy(algo):
         model.get_env().close()
 
 
-def test_train_and_evaluate_take_compacted_weights_and_hold_a_mask():
-    adapter = tiny()
+@pytest.mark.parametrize("algo", ["a2c", "dqn"])
+def test_train_and_evaluate_take_compacted_weights_and_hold_a_mask(algo):
+    """The adapter's own `train` (DQN: the target network mirrors the mask, on the smaller shapes too)."""
+    extra = "learning_starts=64,train_freq=32,gradient_steps=4,target_update_interval=16" if algo == "dqn" else ""
+    adapter = tiny(algo, algo_kwargs=extra)
     policy = adapter.build(0)
     small = adapter.compact(policy, random_keep(adapter.structure(policy), 3))
     weights = {k: v.detach().clone() for k, v in small.state_dict().items()}
-    name = "mlp_extractor.policy_net.0.weight"
-    mask = {n: torch.ones_like(p, dtype=torch.bool) for n, p in small.named_parameters() if n.endswith("weight")}
+    name = "q_net.q_net.0.weight" if algo == "dqn" else "mlp_extractor.policy_net.0.weight"
+    mask = {n: torch.ones_like(small.get_parameter(n), dtype=torch.bool) for n in adapter.prunable(small, False)}
     mask[name][0, :2] = False  # an unstructured mask inside the compacted policy
     job = Job(0, "ticket", 0, 0, weights, mask, adapter.budget(), keep_final_weights=True)
     out = adapter.train(job)
