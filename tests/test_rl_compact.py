@@ -180,3 +180,15 @@ def test_train_and_evaluate_take_compacted_weights_and_hold_a_mask(algo):
     assert {k: v.shape for k, v in final.items()} == {k: v.shape for k, v in weights.items()}
     assert torch.count_nonzero(final[name][0, :2]) == 0 and not torch.equal(final[name], weights[name])
     assert adapter.evaluate(final, "test") == {"return": out.final_score}
+
+
+def test_dqn_families_hold_the_target_networks_copy():
+    """A Q-network unit is also a unit of its lagged copy: one family, so the two are cut to one shape."""
+    policy = tiny("dqn").build(0)
+    for fam in tiny().structure(policy):
+        own = [m for m in fam.members if m.tensor.startswith("q_net.")]
+        twins = [m for m in fam.members if m.tensor.startswith("q_net_target.")]
+        assert [(m.tensor.replace("q_net_target.", "q_net.", 1), m.dim, m.width) for m in twins] == [
+            (m.tensor, m.dim, m.width) for m in own
+        ]
+        assert own and fam.members[0].tensor.startswith("q_net.")  # the first member (its rate) is the prunable one

@@ -32,9 +32,9 @@ def run(tmp_path: Path, args: list[str]) -> tuple[Path, pd.DataFrame, dict]:
     return folder, rows, config
 
 
-def levels(adapter, folder: Path, counts: dict[str, list[int]]):
-    """Per level: the kept groups (checked against `counts`: family-name prefix -> kept per level) and the
-    compacted rewind weights."""
+def levels(adapter, folder: Path, counts):
+    """Per level: the kept groups (checked against `counts(family)`: kept per level) and the compacted rewind
+    weights."""
     fams = tuple(adapter.structure(adapter.build(0)))
     rewind = torch.load(folder / "state" / "rewind-t0.pt", weights_only=True)
     masks = [Mask.load(folder / "state" / f"mask-L{lv:02d}-t0.pt") for lv in (1, 2)]
@@ -44,8 +44,7 @@ def levels(adapter, folder: Path, counts: dict[str, list[int]]):
         assert is_structured(fams, mask)  # nothing but whole groups cut: the compacted model is the masked one
         keep = current_keeps(fams, mask)
         for fam in fams:
-            want = next(c for prefix, c in counts.items() if fam.name.startswith(prefix) or fam.kind == prefix)
-            assert int(keep[fam.name].sum()) == want[lv - 1], fam.name
+            assert int(keep[fam.name].sum()) == counts(fam)[lv - 1], fam.name
         model = adapter.build(0)
         model.load_state_dict({k: v * mask[k] if k in mask else v for k, v in rewind.items()})
         small = adapter.compact(model, keep)
@@ -67,19 +66,19 @@ def compacted_ticket(adapter, rows: pd.DataFrame, level: int, weights: dict):
     return row, out
 
 
-def test_rl_policy_neurons_structured_levels_end_to_end(tmp_path):
+@pytest.mark.parametrize("algo", ["a2c", "dqn"])
+def test_rl_policy_neurons_structured_levels_end_to_end(tmp_path, algo):
     pytest.importorskip("stable_baselines3")
     from domains.rl.adapter import RLAdapter
     from domains.rl.config import RLConfig
 
-    args = ["--domain", "rl", "--env", "CartPole-v1", "--algo", "a2c", "--net-arch", "16,8", "--timesteps", "640"]
-    folder, rows, config = run(tmp_path, [*args, "--eval-every", "320", "--eval-episodes", "2"])
+    args = ["--domain", "rl", "--env", "CartPole-v1", "--algo", algo, "--net-arch", "16,8", "--timesteps", "640"]
+    args += ["--eval-every", "320", "--eval-episodes", "2"]
+    if algo == "dqn":  # the target network holds the Q-network's mask; compacted, it is cut with it
+        args += ["--algo-kwargs", "learning_starts=64,train_freq=32,gradient_steps=4,target_update_interval=16"]
+    folder, rows, config = run(tmp_path, args)
     adapter = RLAdapter(RLConfig(**config))
-    for level, keep, small in levels(
-        adapter,
-        folder,
-        {"mlp_extractor.policy_net.0": [8, 4], "mlp_extractor.value_net.0": [8, 4], "mlp_extractor": [4, 2]},
-    ):
+    for level, keep, small in levels(adapter, folder, lambda f: [8, 4] if f.name.endswith(".0") else [4, 2]):
         row, out = compacted_ticket(adapter, rows, level, small)
         assert [(p.step, p.val) for p in out.curve] == recorded_curve(folder, level)
         assert (out.score, out.final_score) == (row.score, row.final_score)
@@ -102,7 +101,7 @@ def test_nlp_heads_and_ffn_neurons_structured_levels_end_to_end(tmp_path):
     args += ["--dropout", "0", "--device", "cpu", "--cache-dir", str(tmp_path / "cache")]  # dropout: RNG by shape
     folder, rows, config = run(tmp_path, args)
     adapter = NLPAdapter(NLPConfig(**config))
-    for level, keep, small in levels(adapter, folder, {"head": [2, 1], "ffn": [64, 32]}):
+    for level, keep, small in levels(adapter, folder, lambda f: [2, 1] if f.kind == "head" else [64, 32]):
         assert small["encoder.layers.0.self_attn.q_proj.weight"].shape == (64 // 2**level, 64)
         row, out = compacted_ticket(adapter, rows, level, small)
         want = recorded_curve(folder, level)

@@ -5,7 +5,7 @@ read later by `predict`, `evaluate_actions`, saving and rebuilding: `features_di
 policy, and DQN's Q-networks), `MlpExtractor.latent_dim_pi` / `latent_dim_vf`, `net_arch` (and DQN's
 `net_args`), the extractor's `features_dim` keyword. Those are recomputed from the cut layers. The policy's
 optimizer held the old Parameters: it is rebuilt over the new ones (for DQN over the Q-network only, as SB3
-builds it). DQN's target network is no family of its own (it is not prunable): it is cut like the Q-network.
+builds it). DQN's target network is cut with the Q-network (its copies are members of the Q-network's families).
 """
 
 from __future__ import annotations
@@ -21,17 +21,6 @@ from torch import Tensor, nn
 from domains.rl.structure import policy_families
 from lth_core.compaction import shrink
 from lth_core.job import StateDict
-from lth_core.structure import Coupled, GroupFamily
-
-
-def _target_twins(families: list[GroupFamily]) -> list[GroupFamily]:
-    """DQN: the target network's copy of every Q-network family (same name: it takes the same keep)."""
-    out = []
-    for fam in families:
-        if fam.name.startswith("q_net."):
-            members = tuple(Coupled("q_net_target." + m.tensor[len("q_net.") :], m.dim, m.width) for m in fam.members)
-            out.append(GroupFamily(fam.name, fam.kind, fam.count, members))
-    return out
 
 
 def _widths(seq: nn.Module) -> list[int]:
@@ -84,7 +73,7 @@ def _rebuild_optimizer(policy: BasePolicy) -> None:
 def compact_policy(policy: BasePolicy, keep: Mapping[str, Tensor]) -> BasePolicy:
     """Cut `policy` in place to the kept neurons / channels of `policy_families(policy)`; returns it."""
     families = policy_families(policy)
-    shrink(policy, families + _target_twins(families), keep)
+    shrink(policy, families, keep)
     fix_attributes(policy)
     _rebuild_optimizer(policy)
     return policy

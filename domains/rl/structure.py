@@ -1,6 +1,10 @@
 """Neurons and channels of SB3 policies as group families: each hidden Linear layer's neurons (row of W_l,
 entry of b_l, column of every layer reading it), and for NatureCNN policies each convolution's output
-channels and its feature layer's neurons (read by the first layer of every MLP chain on top of it)."""
+channels and its feature layer's neurons (read by the first layer of every MLP chain on top of it).
+
+DQN's target network is a lagged copy of the Q-network: a Q-network unit's family also holds the target's copy of
+every member (removing the unit removes it from both; only the Q-network's tensors are prunable, the target holds
+their mask as a mirror), so a compacted Q-network and its target keep one shape."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from torch import nn
 
 from lth_core.structure import Coupled, GroupFamily
 
+TARGET = "q_net_target."
 # (Sequential of hidden layers, the head reading its last one ('' = the chain's own last Linear), extractor)
 CHAINS = (
     ("mlp_extractor.policy_net", "action_net", "features_extractor"),
@@ -59,4 +64,11 @@ def policy_families(policy: nn.Module) -> list[GroupFamily]:
             _family(policy, convs[-1], "channel", [(linear, per_channel)]),
             _family(policy, linear, "neuron", [(r, 1) for r in firsts]),
         ]
-    return out
+    return [_with_target(policy, f) for f in out]
+
+
+def _with_target(policy: nn.Module, fam: GroupFamily) -> GroupFamily:
+    if not fam.name.startswith("q_net.") or not _has(policy, "q_net_target"):
+        return fam
+    twins = tuple(Coupled(TARGET + m.tensor[len("q_net.") :], m.dim, m.width) for m in fam.members)
+    return GroupFamily(fam.name, fam.kind, fam.count, fam.members + twins)
