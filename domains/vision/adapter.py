@@ -4,6 +4,7 @@ offers the optional capabilities: evaluate arbitrary weights, a differentiable t
 from __future__ import annotations
 
 import threading
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,7 @@ from domains.vision.presets import PRESETS
 from domains.vision.structure import families
 from domains.vision.train import Batches, evaluate, train_job
 from lth_core.adapter import SPLITS, Adapter, Metric
+from lth_core.compaction import shrink
 from lth_core.errors import UsageError
 from lth_core.job import Job, Outcome, StateDict
 from lth_core.structure import GroupFamily
@@ -118,6 +120,11 @@ class VisionAdapter(Adapter):
         if out is None:
             raise self.unsupported(f"describe the structure of a {type(model).__name__}")
         return out
+
+    def compact(self, model: nn.Module, keep: Mapping[str, Tensor]) -> nn.Module:
+        """`model` cut in place to the kept neurons / filters / residual channels of `structure(model)`: torch's
+        standard layers carry all the sizes these models have (their forward reads shapes from the tensors)."""
+        return shrink(model, self.structure(model), keep)
 
     # --- the domain's own -----------------------------------------------------------------------
     def data(self) -> Data:
