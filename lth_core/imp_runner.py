@@ -41,7 +41,7 @@ from lth_core.provenance import git_commit, versions
 from lth_core.schedules import Source
 from lth_core.store import RunStore
 from lth_core.strategies import PruneStep, ScoringHook, Strategy, global_names, resolve_rates
-from lth_core.structured import families_for
+from lth_core.structured import check_compact, families_for, job_keep
 from lth_core.tables import write_tables
 
 DENSE = "dense"
@@ -200,6 +200,8 @@ class ImpRunner:
             if getattr(part, "uses_scores", False) and options.ticket_from:
                 raise UsageError(f"the control {name!r} needs the pruning step of its ticket; --ticket-from has none")
         self.families = families_for(adapter, model, self.strategy)  # structured strategies' groups, checked
+        if imp.compact:
+            check_compact(adapter, self.families, imp.strategy)
         del model
         self.controls = imp.control_names()
         self.source = TicketSource(options.ticket_from, adapter, imp, self.arch_hash) if options.ticket_from else None
@@ -363,6 +365,7 @@ class ImpRunner:
                 budget=self.budget,
                 start_step=self.rewind,
                 keep_final_weights=keep_final,
+                keep=job_keep(self.families, mask) if self.imp.compact else None,
             )
             if not self._done(store, ticket.key, final_name):
                 jobs.append(ticket)
@@ -389,6 +392,7 @@ class ImpRunner:
                         mask=cmask.to_state(),
                         budget=self.budget,
                         start_step=self.rewind,
+                        keep=job_keep(self.families, cmask) if self.imp.compact else None,
                     )
                 )
         return jobs

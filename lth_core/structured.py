@@ -91,6 +91,20 @@ def is_structured(families: tuple[GroupFamily, ...], mask: Mask) -> bool:
     return all(torch.equal(want[n], mask[n]) for n in mask)
 
 
+def job_keep(families: tuple[GroupFamily, ...] | None, mask: Mask) -> dict[str, Tensor] | None:
+    """The keeps a job trains compacted with (`--compact`): those of a structured mask, None for any other."""
+    if families is None or not is_structured(families, mask):
+        return None
+    return current_keeps(families, mask)
+
+
+def check_compact(adapter: Adapter, families: tuple[GroupFamily, ...] | None, strategy: str) -> None:
+    """`--compact` needs a structured strategy and a domain that can build the smaller model (one line, early)."""
+    if families is None:
+        raise UsageError(f"--compact trains structured tickets; --strategy {strategy!r} prunes no groups")
+    adapter.require("compact", "--compact")
+
+
 def family_rate(fam: GroupFamily, mask: Mask, rates: Mapping[str, float]) -> float:
     """The rate of the family's first masked member (0 = untouched, also for a family with no masked member)."""
     first = _masked(fam, mask)

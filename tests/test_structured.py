@@ -147,3 +147,26 @@ def test_l1_structured_vision_run_end_to_end(tmp_path, schedule: str) -> None:
         25,
     ]
     assert all(is_structured(fams, m) for m in masks) and masks[1].is_subset_of(masks[0])
+
+
+def test_compact_run_trains_structured_jobs_compacted_with_the_masked_runs_results(tmp_path) -> None:
+    args = ["--domain", "vision", "--dataset", "digits", "--model", "lenet_300_100", "--strategy", "l1_structured"]
+    args += ["--levels", "2", "--rate", "0.5", "--trials", "1", "--iterations", "30", "--eval-every", "10"]
+    args += ["--controls", "random_reinit,random_mask", "--noprogress", "--threads", "1"]
+    runs = {}
+    for name, extra in (("masked", []), ("compact", ["--compact"])):
+        assert main([*args, *extra, "--out", str(tmp_path / name)]) == 0
+        (folder,) = list((tmp_path / name).iterdir())
+        runs[name] = pd.read_csv(folder / "results.csv").set_index(["level", "kind"]).sort_index()
+    masked, compact = runs["masked"], runs["compact"]
+    assert list(masked.index) == list(compact.index) and (compact.status == "ok").all()
+    assert masked.density.equals(compact.density) and masked.kept.equals(compact.kept)
+    torch.testing.assert_close(
+        torch.tensor(compact.val_at_stop.values), torch.tensor(masked.val_at_stop.values), atol=1e-4, rtol=1e-4
+    )
+    was = compact["compacted"].fillna(False).astype(bool)
+    assert was[(1, "ticket")] and was[(2, "random_reinit")] and not was[(1, "random_mask")] and not was[(0, "dense")]
+    with pytest.raises(SystemExit) as refused:
+        main([*args, "--compact", "--strategy", "magnitude_layerwise", "--out", str(tmp_path / "x")])
+    assert refused.value.code == 2
+    assert not (tmp_path / "x").exists()

@@ -17,6 +17,7 @@ from domains.vision.presets import PRESETS
 from domains.vision.structure import families
 from domains.vision.train import Batches, evaluate, train_job
 from lth_core.adapter import SPLITS, Adapter, Metric
+from lth_core.compact_jobs import train_compacted
 from lth_core.compaction import shrink
 from lth_core.errors import UsageError
 from lth_core.job import Job, Outcome, StateDict
@@ -63,12 +64,16 @@ class VisionAdapter(Adapter):
             torch.set_num_threads(c.threads)
         model = self.build(job.seed)
         model.load_state_dict(job.weights)
+        if job.keep is not None:  # --compact: the smaller model, trained by the same loop
+            return train_compacted(self, model, job, lambda m, j: train_job(m, self.data(), j, c, c.torch_device()))
         return train_job(model, self.data(), job, c, c.torch_device())
 
     def train_batch(self, jobs: list[Job]) -> list[Outcome] | None:
         """The jobs of a level in one pass: stacked where that pays, else in turn (batched_training.py)."""
         from domains.vision.batched_training import train_batch
 
+        if any(j.keep is not None for j in jobs):
+            return None  # compacted jobs differ in shapes: the executor trains them one by one
         c = self.config  # threads: the batched executor's (one pass of several jobs), not --threads per training
         with self._lock:  # passes may run side by side on threads; build() seeds the global RNG
             model, data = self.build(0), self.data()
