@@ -41,7 +41,7 @@ from lth_core.provenance import git_commit, versions
 from lth_core.schedules import Source
 from lth_core.store import RunStore
 from lth_core.strategies import PruneStep, ScoringHook, Strategy, global_names, resolve_rates
-from lth_core.structured import check_compact, families_for, job_keep
+from lth_core.structured import StructuredCosts, check_compact, families_for, job_keep
 from lth_core.tables import write_tables
 
 DENSE = "dense"
@@ -202,6 +202,7 @@ class ImpRunner:
         self.families = families_for(adapter, model, self.strategy)  # structured strategies' groups, checked
         if imp.compact:
             check_compact(adapter, self.families, imp.strategy)
+        self.costs = StructuredCosts(adapter, self.families)  # measured speed-ups of structured rows
         del model
         self.controls = imp.control_names()
         self.source = TicketSource(options.ticket_from, adapter, imp, self.arch_hash) if options.ticket_from else None
@@ -369,6 +370,7 @@ class ImpRunner:
             )
             if not self._done(store, ticket.key, final_name):
                 jobs.append(ticket)
+                self.costs.measure(ticket.key, mask, lambda: self.adapter.build(seed))
             for c in self.controls:
                 key = store.job_key(level, c, t)
                 if self._done(store, key, None):
@@ -382,6 +384,7 @@ class ImpRunner:
                         ranking=None if self.source is not None else self._ranking(store, level, t),
                     )
                 )
+                self.costs.measure(key, cmask, lambda: self.adapter.build(seed))
                 jobs.append(
                     Job(
                         level=level,
@@ -461,6 +464,7 @@ class ImpRunner:
             "config": json.dumps(self.identity, sort_keys=True, default=str),
             "execution": json.dumps(self.execution, sort_keys=True),
         }
+        row.update(self.costs.columns(job.key))
         for k, v in out.extras.items():
             row.setdefault(k, v)
         return row

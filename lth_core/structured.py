@@ -19,7 +19,7 @@ ranking of the group's L1 / L2 norm.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -103,6 +103,29 @@ def check_compact(adapter: Adapter, families: tuple[GroupFamily, ...] | None, st
     if families is None:
         raise UsageError(f"--compact trains structured tickets; --strategy {strategy!r} prunes no groups")
     adapter.require("compact", "--compact")
+
+
+class StructuredCosts:
+    """The measured cost (`Adapter.cost`) of every structured job's compacted model, once per distinct mask, in
+    the runner's process between levels (so no training of this run competes with the timing): row columns."""
+
+    def __init__(self, adapter: Adapter, families: tuple[GroupFamily, ...] | None) -> None:
+        self.adapter, self.families = adapter, families
+        self.on = families is not None and {"compact", "cost"} <= adapter.capabilities()
+        self._by_key: dict[str, dict[str, float]] = {}
+        self._by_mask: dict[bytes, dict[str, float]] = {}
+
+    def measure(self, key: str, mask: Mask, build: Callable[[], nn.Module]) -> None:
+        keep = job_keep(self.families, mask) if self.on else None
+        if keep is None:
+            return
+        digest = b"|".join(keep[f].numpy().tobytes() for f in sorted(keep))
+        if digest not in self._by_mask:
+            self._by_mask[digest] = self.adapter.cost(build(), keep)
+        self._by_key[key] = self._by_mask[digest]
+
+    def columns(self, key: str) -> dict[str, float]:
+        return dict(self._by_key.get(key, {}))
 
 
 def family_rate(fam: GroupFamily, mask: Mask, rates: Mapping[str, float]) -> float:

@@ -147,6 +147,14 @@ def test_l1_structured_vision_run_end_to_end(tmp_path, schedule: str) -> None:
         25,
     ]
     assert all(is_structured(fams, m) for m in masks) and masks[1].is_subset_of(masks[0])
+    # measured cost columns on the structured rows: the compacted LeNet's parameters and MACs, exactly
+    ticket = rows[(rows.kind == "ticket") & (rows.level == 2)].iloc[0]
+    h1, h2, d = 75, 25, 64  # digits: 8x8 inputs
+    assert ticket.params == d * h1 + h1 + h1 * h2 + h2 + h2 * 10 + 10
+    assert ticket.macs == d * h1 + h1 * h2 + h2 * 10 and ticket.dense_macs == d * 300 + 300 * 100 + 100 * 10
+    assert all(ticket[c] > 0 for c in ("forward_speedup_b1", "forward_speedup", "step_speedup"))
+    assert rows[rows.kind == "random_reinit"].params.tolist() == rows[rows.kind == "ticket"].params.tolist()
+    assert rows[rows.kind == "dense"].params.isna().all()
 
 
 def test_compact_run_trains_structured_jobs_compacted_with_the_masked_runs_results(tmp_path) -> None:
