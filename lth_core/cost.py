@@ -54,14 +54,22 @@ def paired_speedup(
     device: torch.device,
     sample_s: float = 0.02,
     min_pairs: int = 5,
+    reset: Callable[[], None] | None = None,
 ) -> float:
-    """Median over interleaved pairs of (time of `slow`) / (time of `fast`), each sample `sample_s` or more."""
-    n_slow, n_fast = _calibrate(slow, sample_s, device), _calibrate(fast, sample_s, device)
+    """Median over interleaved pairs of (time of `slow`) / (time of `fast`), each sample `sample_s` or more;
+    `reset` (untimed) runs before every sample (training steps restart from the same weights: steps repeated on
+    one batch would drive gradients into denormal floats, which are slow, and time that instead)."""
+    reset = reset or (lambda: None)
+    reset()
+    n_slow = _calibrate(slow, sample_s, device)
+    reset()
+    n_fast = _calibrate(fast, sample_s, device)
     ratios: list[float] = []
     end = time.perf_counter() + budget_s
     while len(ratios) < min_pairs or time.perf_counter() < end:
         times = {}
         for name, fn, n in (("slow", slow, n_slow), ("fast", fast, n_fast))[:: 1 if len(ratios) % 2 else -1]:
+            reset()
             _sync(device)
             t = time.perf_counter()
             for _ in range(n):
@@ -74,15 +82,30 @@ def paired_speedup(
     return statistics.median(ratios)
 
 
-def _step(model: nn.Module, x: Tensor, loss: Loss, optimizer: torch.optim.Optimizer, hold: MaskHold | None):
-    def run() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss(model(x)).backward()
-        if hold is not None:
-            hold.mask_grads()
-        optimizer.step()
+class _Steps:
+    """Training steps of two models that `reset` puts back to their starting weights and fresh optimizers."""
 
-    return run
+    def __init__(self, models: list[nn.Module], make_optimizer: MakeOptimizer) -> None:
+        self.models, self.make = models, make_optimizer
+        self.start = [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in models]
+        self.optimizers: list[torch.optim.Optimizer] = []
+        self.reset()
+
+    def reset(self) -> None:
+        for m, s in zip(self.models, self.start):
+            m.load_state_dict(s)
+        self.optimizers = [self.make(list(m.parameters())) for m in self.models]
+
+    def step(self, i: int, x: Tensor, loss: Loss, hold: MaskHold | None) -> Callable[[], None]:
+        def run() -> None:
+            model, optimizer = self.models[i], self.optimizers[i]
+            optimizer.zero_grad(set_to_none=True)
+            loss(model(x)).backward()
+            if hold is not None:
+                hold.mask_grads()
+            optimizer.step()
+
+        return run
 
 
 def measure_cost(
@@ -97,8 +120,8 @@ def measure_cost(
 ) -> dict[str, float]:
     """Columns of a structured row: the compacted model's `params` and `macs` (one example) and its speed-ups over
     the masked dense model: `forward_speedup_b1` (batch 1), `forward_speedup` and `step_speedup` (the training
-    batch `batch`, a training step with `make_optimizer`'s optimizer). Both models are trained a few steps here:
-    pass copies. `budget_s` is shared by the three timings."""
+    batch `batch`, a training step with `make_optimizer`'s optimizer). Both models train a few steps here;
+    they are put back to the weights they came with. `budget_s` is shared by the three timings."""
     device = example.device
     hold = MaskHold(dense, Mask(dict(mask)), hooks=False)
     try:
@@ -110,9 +133,10 @@ def measure_cost(
             out["forward_speedup_b1"] = paired_speedup(lambda: dense(example), lambda: small(example), third, device)
             out["forward_speedup"] = paired_speedup(lambda: dense(batch), lambda: small(batch), third, device)
         dense.train(), small.train()
-        dense_step = _step(dense, batch, loss, make_optimizer(list(dense.parameters())), hold)
-        small_step = _step(small, batch, loss, make_optimizer(list(small.parameters())), None)
-        out["step_speedup"] = paired_speedup(dense_step, small_step, third, device)
+        steps = _Steps([dense, small], make_optimizer)
+        out["step_speedup"] = paired_speedup(
+            steps.step(0, batch, loss, hold), steps.step(1, batch, loss, None), third, device, reset=steps.reset
+        )
     finally:
         hold.release()
     return {k: round(v, 4) for k, v in out.items()}
