@@ -199,9 +199,9 @@ class ImpRunner:
                 raise UsageError(f"the control {name!r} inverts the strategy's scores; {imp.strategy!r} exposes none")
             if getattr(part, "uses_scores", False) and options.ticket_from:
                 raise UsageError(f"the control {name!r} needs the pruning step of its ticket; --ticket-from has none")
-        self.families = families_for(adapter, model, self.strategy)  # structured strategies' groups, checked
+        self.families = families_for(adapter, model, [self.strategy, *self.control_set.values()])  # checked groups
         if imp.compact:
-            check_compact(adapter, self.families, imp.strategy)
+            check_compact(adapter, self.strategy, imp.strategy)
         self.costs = StructuredCosts(adapter, self.families)  # measured speed-ups of structured rows
         del model
         self.controls = imp.control_names()
@@ -382,6 +382,7 @@ class ImpRunner:
                         fresh_weights=self.adapter.initial_weights,
                         seed=derived_seed(self.imp.seed, "control", c, level, t),
                         ranking=None if self.source is not None else self._ranking(store, level, t),
+                        families=self.families,
                     )
                 )
                 self.costs.measure(key, cmask, lambda: self.adapter.build(seed))

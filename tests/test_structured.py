@@ -160,7 +160,7 @@ def test_l1_structured_vision_run_end_to_end(tmp_path, schedule: str) -> None:
 def test_compact_run_trains_structured_jobs_compacted_with_the_masked_runs_results(tmp_path) -> None:
     args = ["--domain", "vision", "--dataset", "digits", "--model", "lenet_300_100", "--strategy", "l1_structured"]
     args += ["--levels", "2", "--rate", "0.5", "--trials", "1", "--iterations", "30", "--eval-every", "10"]
-    args += ["--controls", "random_reinit,random_mask", "--noprogress", "--threads", "1"]
+    args += ["--controls", "random_reinit,random_mask,random_groups", "--noprogress", "--threads", "1"]
     runs = {}
     for name, extra in (("masked", []), ("compact", ["--compact"])):
         assert main([*args, *extra, "--out", str(tmp_path / name)]) == 0
@@ -174,7 +174,23 @@ def test_compact_run_trains_structured_jobs_compacted_with_the_masked_runs_resul
     )
     was = compact["compacted"].fillna(False).astype(bool)
     assert was[(1, "ticket")] and was[(2, "random_reinit")] and not was[(1, "random_mask")] and not was[(0, "dense")]
+    assert was[(2, "random_groups")] and compact.kept[(2, "random_groups")] == compact.kept[(2, "ticket")]
     with pytest.raises(SystemExit) as refused:
         main([*args, "--compact", "--strategy", "magnitude_layerwise", "--out", str(tmp_path / "x")])
     assert refused.value.code == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_random_groups_control_draws_random_groups_at_the_tickets_family_counts() -> None:
+    from lth_core.controls import CONTROLS, ControlInput
+
+    ticket = STRATEGIES.get("l1_structured")(_mlp_step({"fc1.weight": 0.5, "fc2.weight": 0.34, "fc3.weight": 0.0}))
+    draws = []
+    for seed in range(8):
+        c = ControlInput(ticket, {"w": torch.ones(1)}, lambda s: {}, seed, families=FAMS)
+        weights, mask = CONTROLS.get("random_groups")(c)
+        assert weights == {"w": torch.ones(1)} and is_structured(FAMS, mask) and mask.num_kept == ticket.num_kept
+        keeps = current_keeps(FAMS, mask)
+        assert int(keeps["fc1"].sum()) == 2 and int(keeps["fc2"].sum()) == 2
+        draws.append(tuple(keeps["fc1"].tolist()))
+    assert len(set(draws)) > 1
