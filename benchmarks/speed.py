@@ -31,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.cli import OneLineParser, fail
 from benchmarks.fake_vision_files import write_mnist
+from benchmarks.structured_speed import line as structured_line
 from domains.vision.adapter import VisionAdapter
 from domains.vision.config import VisionConfig
 from lth_core.config import RunOptions, opt
@@ -224,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(
         "FLOPs per step as executed: " + ", ".join(f"batch {b}: {f / 1e6:.1f} MFLOP" for b, (_, f) in results.items())
     )
+    for b in results:  # removing neurons, not masking them (benchmarks/structured_speed.py)
+        console.print(structured_line(b))
     return 0
 
 

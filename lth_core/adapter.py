@@ -124,12 +124,18 @@ class Adapter(ABC):
         standard layers; a domain fixes what its own modules carry)."""
         raise self.unsupported("compact a structured ticket (remove neurons, channels, heads)")
 
+    def cost(self, model: nn.Module, keep: Mapping[str, Tensor]) -> dict[str, float]:
+        """The measured cost of the compacted model (`compact(model, keep)`) against the masked dense `model`, as
+        result columns: `params`, `macs` and the speed-ups of `lth_core.cost.measure_cost` (the domain supplies
+        its inputs, loss and optimizer). `model` is left as it was."""
+        raise self.unsupported("measure the cost of a compacted model")
+
     def capabilities(self) -> set[str]:
         """Which optional capabilities this adapter overrides: 'evaluate', 'training_loss', 'input_shape',
-        'structure', 'compact'."""
+        'structure', 'compact', 'cost'."""
         return {
             name
-            for name in ("evaluate", "training_loss", "input_shape", "structure", "compact")
+            for name in ("evaluate", "training_loss", "input_shape", "structure", "compact", "cost")
             if getattr(type(self), name) is not getattr(Adapter, name)
         }
 

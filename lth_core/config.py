@@ -161,6 +161,12 @@ class ImpConfig:
         "remains, per level) or one_shot (straight to the level's density from the dense weights)",
     )
     prune_biases: bool = opt(False, "also prune biases of the prunable layers")
+    compact: bool = opt(
+        False,
+        "train the tickets and controls whose masks are structured (a structured --strategy) as the physically "
+        "smaller model, the removed neurons / channels / heads dropped; rows and densities as for masked runs",
+        identity=False,  # joins identity() only when set: runs without it keep their hash
+    )
     controls: str = opt("random_reinit,random_mask", "comma list of controls trained beside each ticket ('' for none)")
     trials: int = opt(2, "independent replicates (each its own init, dense run and tickets)")
     rewind_step: str = opt("0", "rewind to this step: an integer step, or a fraction of the budget like 0.05")
@@ -213,6 +219,8 @@ class ImpConfig:
         params = {name: param_values(obj) for _, name, obj in self.components() if param_fields(type(obj))}
         if params:
             out["params"] = dict(sorted(params.items()))
+        if self.compact:
+            out["compact"] = True
         return out
 
     def overrides(self) -> dict[str, float]:

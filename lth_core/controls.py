@@ -16,6 +16,7 @@ from lth_core.components import Component, ComponentRegistry
 from lth_core.job import StateDict
 from lth_core.masks import Mask
 from lth_core.strategies import lowest
+from lth_core.structure import GroupFamily
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class ControlInput:
     # the ticket's pruning step again: (the mask it pruned from, the strategy's scores, lowest removed first);
     # None where the ticket was not drawn here (--ticket-from)
     ranking: Callable[[], tuple[Mask, Mapping[str, Tensor]]] | None = None
+    families: tuple[GroupFamily, ...] | None = None  # the model's group families, for structured controls
 
 
 class Control(Component):

@@ -41,7 +41,7 @@ from lth_core.provenance import git_commit, versions
 from lth_core.schedules import Source
 from lth_core.store import RunStore
 from lth_core.strategies import PruneStep, ScoringHook, Strategy, global_names, resolve_rates
-from lth_core.structured import families_for
+from lth_core.structured import StructuredCosts, check_compact, families_for, job_keep
 from lth_core.tables import write_tables
 
 DENSE = "dense"
@@ -199,7 +199,10 @@ class ImpRunner:
                 raise UsageError(f"the control {name!r} inverts the strategy's scores; {imp.strategy!r} exposes none")
             if getattr(part, "uses_scores", False) and options.ticket_from:
                 raise UsageError(f"the control {name!r} needs the pruning step of its ticket; --ticket-from has none")
-        self.families = families_for(adapter, model, self.strategy)  # structured strategies' groups, checked
+        self.families = families_for(adapter, model, [self.strategy, *self.control_set.values()])  # checked groups
+        if imp.compact:
+            check_compact(adapter, self.strategy, imp.strategy)
+        self.costs = StructuredCosts(adapter, self.families)  # measured speed-ups of structured rows
         del model
         self.controls = imp.control_names()
         self.source = TicketSource(options.ticket_from, adapter, imp, self.arch_hash) if options.ticket_from else None
@@ -363,9 +366,11 @@ class ImpRunner:
                 budget=self.budget,
                 start_step=self.rewind,
                 keep_final_weights=keep_final,
+                keep=job_keep(self.families, mask) if self.imp.compact else None,
             )
             if not self._done(store, ticket.key, final_name):
                 jobs.append(ticket)
+                self.costs.measure(ticket.key, mask, lambda: self.adapter.build(seed))
             for c in self.controls:
                 key = store.job_key(level, c, t)
                 if self._done(store, key, None):
@@ -377,8 +382,10 @@ class ImpRunner:
                         fresh_weights=self.adapter.initial_weights,
                         seed=derived_seed(self.imp.seed, "control", c, level, t),
                         ranking=None if self.source is not None else self._ranking(store, level, t),
+                        families=self.families,
                     )
                 )
+                self.costs.measure(key, cmask, lambda: self.adapter.build(seed))
                 jobs.append(
                     Job(
                         level=level,
@@ -389,6 +396,7 @@ class ImpRunner:
                         mask=cmask.to_state(),
                         budget=self.budget,
                         start_step=self.rewind,
+                        keep=job_keep(self.families, cmask) if self.imp.compact else None,
                     )
                 )
         return jobs
@@ -457,6 +465,7 @@ class ImpRunner:
             "config": json.dumps(self.identity, sort_keys=True, default=str),
             "execution": json.dumps(self.execution, sort_keys=True),
         }
+        row.update(self.costs.columns(job.key))
         for k, v in out.extras.items():
             row.setdefault(k, v)
         return row

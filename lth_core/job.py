@@ -26,6 +26,7 @@ class Job:
     capture_steps: tuple[int, ...] = ()  # steps at which to return a copy of the weights (rewind points)
     keep_final_weights: bool = False  # tickets feed the next level's pruning
     data_seed: int | None = None  # data order / augmentation / exploration; None = `seed` (the default)
+    keep: dict[str, Tensor] | None = None  # group keeps of a structured mask: train compacted (--compact)
 
     @property
     def order_seed(self) -> int:

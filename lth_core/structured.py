@@ -19,15 +19,17 @@ ranking of the group's L1 / L2 norm.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
 
 from lth_core.adapter import Adapter
-from lth_core.components import flag
+from lth_core.components import Component, flag
 from lth_core.config import opt
+from lth_core.controls import CONTROLS, Control, ControlInput
 from lth_core.errors import UsageError
+from lth_core.job import StateDict
 from lth_core.masks import Mask
 from lth_core.strategies import STRATEGIES, PruneStep, Strategy, lowest
 from lth_core.structure import GroupFamily
@@ -39,11 +41,12 @@ SCOPE_HELP = (
 )
 
 
-def families_for(adapter: Adapter, model: nn.Module, strategy: Strategy) -> tuple[GroupFamily, ...] | None:
-    """The model's group families where the strategy asks for them (`needs` has 'structure'), checked against
-    the model's tensors; None otherwise. Called by the runner before anything is written."""
-    if "structure" not in strategy.needs:
+def families_for(adapter: Adapter, model: nn.Module, parts: list[Component]) -> tuple[GroupFamily, ...] | None:
+    """The model's group families where the strategy or a control asks for them (`needs` has 'structure'),
+    checked against the model's tensors; None otherwise. Called by the runner before anything is written."""
+    if not any("structure" in p.needs for p in parts):
         return None
+    strategy = parts[0]
     fams = tuple(adapter.structure(model))
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     for fam in fams:
@@ -89,6 +92,43 @@ def is_structured(families: tuple[GroupFamily, ...], mask: Mask) -> bool:
     full = Mask({n: torch.ones_like(t) for n, t in mask.tensors.items()})
     want = keeps_to_mask(families, current_keeps(families, mask), full)
     return all(torch.equal(want[n], mask[n]) for n in mask)
+
+
+def job_keep(families: tuple[GroupFamily, ...] | None, mask: Mask) -> dict[str, Tensor] | None:
+    """The keeps a job trains compacted with (`--compact`): those of a structured mask, None for any other."""
+    if families is None or not is_structured(families, mask):
+        return None
+    return current_keeps(families, mask)
+
+
+def check_compact(adapter: Adapter, strategy: Strategy, name: str) -> None:
+    """`--compact` needs a structured strategy and a domain that can build the smaller model (one line, early)."""
+    if "structure" not in strategy.needs:
+        raise UsageError(f"--compact trains structured tickets; --strategy {name!r} prunes no groups")
+    adapter.require("compact", "--compact")
+
+
+class StructuredCosts:
+    """The measured cost (`Adapter.cost`) of every structured job's compacted model, once per distinct mask, in
+    the runner's process between levels (so no training of this run competes with the timing): row columns."""
+
+    def __init__(self, adapter: Adapter, families: tuple[GroupFamily, ...] | None) -> None:
+        self.adapter, self.families = adapter, families
+        self.on = families is not None and {"compact", "cost"} <= adapter.capabilities()
+        self._by_key: dict[str, dict[str, float]] = {}
+        self._by_mask: dict[bytes, dict[str, float]] = {}
+
+    def measure(self, key: str, mask: Mask, build: Callable[[], nn.Module]) -> None:
+        keep = job_keep(self.families, mask) if self.on else None
+        if keep is None:
+            return
+        digest = b"|".join(keep[f].numpy().tobytes() for f in sorted(keep))
+        if digest not in self._by_mask:
+            self._by_mask[digest] = self.adapter.cost(build(), keep)
+        self._by_key[key] = self._by_mask[digest]
+
+    def columns(self, key: str) -> dict[str, float]:
+        return dict(self._by_key.get(key, {}))
 
 
 def family_rate(fam: GroupFamily, mask: Mask, rates: Mapping[str, float]) -> float:
@@ -249,3 +289,26 @@ class RandomStructured(StructuredStrategy):
     def group_scores(self, step: PruneStep) -> dict[str, Tensor]:
         g = torch.Generator().manual_seed(step.seed)
         return {f.name: torch.rand(f.count, generator=g, dtype=torch.float64) for f in step_families(step)}
+
+
+@CONTROLS.register("random_groups")
+class RandomGroups(Control):
+    """Random groups at the ticket's per-family group counts, on the ticket's rewind weights: the structured
+    counterpart of `random_mask` (a random architecture of the ticket's widths). Tensors outside every family
+    keep the ticket's mask."""
+
+    needs = frozenset({"structure"})
+
+    def __call__(self, c: ControlInput) -> tuple[StateDict, Mask]:
+        if c.families is None:
+            raise RuntimeError("random_groups needs the model's group families; the runner gave none")
+        g = torch.Generator().manual_seed(c.seed)
+        keep = {}
+        for fam, k in current_keeps(c.families, c.ticket_mask).items():
+            out = torch.zeros_like(k)
+            out[torch.randperm(k.numel(), generator=g)[: int(k.sum())]] = True
+            keep[fam] = out
+        full = Mask({n: torch.ones_like(m) for n, m in c.ticket_mask.tensors.items()})
+        mask = keeps_to_mask(c.families, keep, full)
+        outside = {m.tensor for f in c.families for m in f.members}
+        return c.rewind_weights, Mask({n: c.ticket_mask[n] if n not in outside else mask[n] for n in mask})

@@ -147,3 +147,50 @@ def test_l1_structured_vision_run_end_to_end(tmp_path, schedule: str) -> None:
         25,
     ]
     assert all(is_structured(fams, m) for m in masks) and masks[1].is_subset_of(masks[0])
+    # measured cost columns on the structured rows: the compacted LeNet's parameters and MACs, exactly
+    ticket = rows[(rows.kind == "ticket") & (rows.level == 2)].iloc[0]
+    h1, h2, d = 75, 25, 64  # digits: 8x8 inputs
+    assert ticket.params == d * h1 + h1 + h1 * h2 + h2 + h2 * 10 + 10
+    assert ticket.macs == d * h1 + h1 * h2 + h2 * 10 and ticket.dense_macs == d * 300 + 300 * 100 + 100 * 10
+    assert all(ticket[c] > 0 for c in ("forward_speedup_b1", "forward_speedup", "step_speedup"))
+    assert rows[rows.kind == "random_reinit"].params.tolist() == rows[rows.kind == "ticket"].params.tolist()
+    assert rows[rows.kind == "dense"].params.isna().all()
+
+
+def test_compact_run_trains_structured_jobs_compacted_with_the_masked_runs_results(tmp_path) -> None:
+    args = ["--domain", "vision", "--dataset", "digits", "--model", "lenet_300_100", "--strategy", "l1_structured"]
+    args += ["--levels", "2", "--rate", "0.5", "--trials", "1", "--iterations", "30", "--eval-every", "10"]
+    args += ["--controls", "random_reinit,random_mask,random_groups", "--noprogress", "--threads", "1"]
+    runs = {}
+    for name, extra in (("masked", []), ("compact", ["--compact"])):
+        assert main([*args, *extra, "--out", str(tmp_path / name)]) == 0
+        (folder,) = list((tmp_path / name).iterdir())
+        runs[name] = pd.read_csv(folder / "results.csv").set_index(["level", "kind"]).sort_index()
+    masked, compact = runs["masked"], runs["compact"]
+    assert list(masked.index) == list(compact.index) and (compact.status == "ok").all()
+    assert masked.density.equals(compact.density) and masked.kept.equals(compact.kept)
+    torch.testing.assert_close(
+        torch.tensor(compact.val_at_stop.values), torch.tensor(masked.val_at_stop.values), atol=1e-4, rtol=1e-4
+    )
+    was = compact["compacted"].fillna(False).astype(bool)
+    assert was[(1, "ticket")] and was[(2, "random_reinit")] and not was[(1, "random_mask")] and not was[(0, "dense")]
+    assert was[(2, "random_groups")] and compact.kept[(2, "random_groups")] == compact.kept[(2, "ticket")]
+    with pytest.raises(SystemExit) as refused:
+        main([*args, "--compact", "--strategy", "magnitude_layerwise", "--out", str(tmp_path / "x")])
+    assert refused.value.code == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_random_groups_control_draws_random_groups_at_the_tickets_family_counts() -> None:
+    from lth_core.controls import CONTROLS, ControlInput
+
+    ticket = STRATEGIES.get("l1_structured")(_mlp_step({"fc1.weight": 0.5, "fc2.weight": 0.34, "fc3.weight": 0.0}))
+    draws = []
+    for seed in range(8):
+        c = ControlInput(ticket, {"w": torch.ones(1)}, lambda s: {}, seed, families=FAMS)
+        weights, mask = CONTROLS.get("random_groups")(c)
+        assert weights == {"w": torch.ones(1)} and is_structured(FAMS, mask) and mask.num_kept == ticket.num_kept
+        keeps = current_keeps(FAMS, mask)
+        assert int(keeps["fc1"].sum()) == 2 and int(keeps["fc2"].sum()) == 2
+        draws.append(tuple(keeps["fc1"].tolist()))
+    assert len(set(draws)) > 1

@@ -74,7 +74,9 @@ def run_folder(out: Path) -> Path:
 
 
 def test_presets_cover_the_papers_and_set_valid_values(data_dir):
-    assert set(PAPER_PRESETS) | {"quick", "criteria-quick"} == set(VisionAdapter.presets)
+    assert set(PAPER_PRESETS) | {"quick", "criteria-quick", "structured-quick", "liu2019-rethinking"} == set(
+        VisionAdapter.presets
+    )
     for name, p in VisionAdapter.presets.items():
         cfg = apply(VisionAdapter.Config(data_dir=str(data_dir)), p.domain)
         imp = apply(ImpConfig(), p.imp)

@@ -3,7 +3,9 @@ offers the optional capabilities: evaluate arbitrary weights, a differentiable t
 
 from __future__ import annotations
 
+import copy
 import threading
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -12,13 +14,19 @@ from torch import Tensor, nn
 from domains.vision import models
 from domains.vision.config import VisionConfig
 from domains.vision.data import DATASETS, Data, load
+from domains.vision.optim import OPTIMIZERS
 from domains.vision.presets import PRESETS
 from domains.vision.structure import families
 from domains.vision.train import Batches, evaluate, train_job
 from lth_core.adapter import SPLITS, Adapter, Metric
+from lth_core.compact_jobs import train_compacted
+from lth_core.compaction import shrink
+from lth_core.cost import measure_cost
 from lth_core.errors import UsageError
 from lth_core.job import Job, Outcome, StateDict
+from lth_core.masks import Mask
 from lth_core.structure import GroupFamily
+from lth_core.structured import keeps_to_mask
 
 
 class VisionAdapter(Adapter):
@@ -61,12 +69,16 @@ class VisionAdapter(Adapter):
             torch.set_num_threads(c.threads)
         model = self.build(job.seed)
         model.load_state_dict(job.weights)
+        if job.keep is not None:  # --compact: the smaller model, trained by the same loop
+            return train_compacted(self, model, job, lambda m, j: train_job(m, self.data(), j, c, c.torch_device()))
         return train_job(model, self.data(), job, c, c.torch_device())
 
     def train_batch(self, jobs: list[Job]) -> list[Outcome] | None:
         """The jobs of a level in one pass: stacked where that pays, else in turn (batched_training.py)."""
         from domains.vision.batched_training import train_batch
 
+        if any(j.keep is not None for j in jobs):
+            return None  # compacted jobs differ in shapes: the executor trains them one by one
         c = self.config  # threads: the batched executor's (one pass of several jobs), not --threads per training
         with self._lock:  # passes may run side by side on threads; build() seeds the global RNG
             model, data = self.build(0), self.data()
@@ -118,6 +130,43 @@ class VisionAdapter(Adapter):
         if out is None:
             raise self.unsupported(f"describe the structure of a {type(model).__name__}")
         return out
+
+    def compact(self, model: nn.Module, keep: Mapping[str, Tensor]) -> nn.Module:
+        """`model` cut in place to the kept neurons / filters / residual channels of `structure(model)`: torch's
+        standard layers carry all the sizes these models have (their forward reads shapes from the tensors)."""
+        return shrink(model, self.structure(model), keep)
+
+    def cost(self, model: nn.Module, keep: Mapping[str, Tensor]) -> dict[str, float]:
+        """Compacted vs masked dense on random inputs of the dataset's shape: one example, a training batch of
+        --batch-size, a step of --optimizer; on --device with --threads (as a training runs), about a second."""
+        c = self.config
+        dev = c.torch_device()
+        fams = self.structure(model)
+        prunable = self.prunable(model, False)
+        full = Mask({n: torch.ones_like(t, dtype=torch.bool) for n, t in model.state_dict().items() if n in prunable})
+        mask = keeps_to_mask(tuple(fams), keep, full).to_state()
+        dense = copy.deepcopy(model).to(dev)
+        small = self.compact(copy.deepcopy(model), keep).to(dev)
+        g = torch.Generator().manual_seed(0)
+        shape, classes = self.input_shape(), DATASETS.get(c.dataset).classes
+        example = torch.randn(1, *shape, generator=g).to(dev)
+        batch = torch.randn(c.batch_size, *shape, generator=g).to(dev)
+        y = torch.randint(classes, (c.batch_size,), generator=g).to(dev)
+        before = torch.get_num_threads()
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        try:
+            return measure_cost(
+                dense,
+                mask,
+                small,
+                example,
+                batch,
+                lambda out: F.cross_entropy(out, y),
+                lambda params: OPTIMIZERS.get(c.optimizer)(params, c),
+            )
+        finally:
+            torch.set_num_threads(before)
 
     # --- the domain's own -----------------------------------------------------------------------
     def data(self) -> Data:

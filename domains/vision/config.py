@@ -73,6 +73,12 @@ class VisionConfig(DomainConfig):
         "read only where it is reported: at the early-stop step and at the end",
         identity=False,
     )
+    bn_l1: float = opt(
+        0.0,
+        "L1 penalty on every BatchNorm scale: lambda * sum |gamma| added to the training loss of every job (network "
+        "slimming, Liu et al. 2017, use 1e-4 to 1e-5; pair with --strategy bn_slimming); 0 = none",
+        identity=False,  # joins the identity in identity_extras() when set, so runs without it keep their hash
+    )
     eval_batch: int = opt(2000, "examples per forward pass during evaluation", identity=False)
     device: str = opt("cpu", "device: cpu, cuda, cuda:N or auto", identity=False)
     threads: int = opt(
@@ -123,6 +129,8 @@ class VisionConfig(DomainConfig):
             raise UsageError(f"--momentum {self.momentum} must be in [0, 1)")
         if self.weight_decay < 0:
             raise UsageError(f"--weight-decay {self.weight_decay} must be >= 0")
+        if not 0.0 <= self.bn_l1 < float("inf"):
+            raise UsageError(f"--bn-l1 {self.bn_l1} must be a finite value >= 0")
         if not 0.0 < self.budget_scale <= 1.0:
             raise UsageError(f"--budget-scale {self.budget_scale} must be in (0, 1]")
         super().validate()
@@ -145,7 +153,9 @@ class VisionConfig(DomainConfig):
             create(self.model, spec.shape, spec.classes)  # raises UsageError when the model cannot take the data
 
     def identity_extras(self) -> dict[str, Any]:
-        """`--val-size 0` is the dataset's default: hashed as that number, so both spellings are one run."""
+        """`--val-size 0` is the dataset's default: hashed as that number, so both spellings are one run; `--bn-l1`
+        only where set (a run without the penalty keeps the hash it had before the flag existed)."""
         from domains.vision.data import DATASETS
 
-        return {"val_size": self.val_size or DATASETS.get(self.dataset).val_size}
+        out: dict[str, Any] = {"val_size": self.val_size or DATASETS.get(self.dataset).val_size}
+        return out | ({"bn_l1": self.bn_l1} if self.bn_l1 else {})

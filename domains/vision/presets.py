@@ -202,3 +202,62 @@ _add(
         domain=dict(PRESETS["quick"].domain),
     )
 )
+
+_add(
+    Preset(
+        "structured-quick",
+        "structured tickets on CPU: LeNet-300-100 on MNIST-1D (generated offline), Adam 1e-3, batch 100, 2,000 "
+        "iterations; l1_structured removes 36% of the remaining hidden neurons of each layer per level for 5 levels "
+        "(25% of the neurons at level 3, 4% of the weights at level 5), trained compacted (--compact), rewound to "
+        "init, ticket vs random_reinit, 3 trials. Compare with --strategy random_structured (random neurons, equal "
+        "counts) and --strategy magnitude_layerwise --rate 0.5 --nocompact (unstructured, about equal weights)",
+        imp={
+            "levels": 5,
+            "rate": 0.36,
+            "strategy": "l1_structured",
+            "schedule": "iterative",
+            "controls": "random_reinit",
+            "trials": 3,
+            "rewind_step": "0",
+            "compact": True,
+        },
+        domain={**PRESETS["quick"].domain, "model": "lenet_300_100", "iterations": 2000},
+    )
+)
+
+_add(
+    Preset(
+        "liu2019-rethinking",
+        "Liu et al. 2019 ('Rethinking the value of network pruning'), L1-norm filter pruning (Li et al. 2017) on "
+        "VGG-16 for CIFAR-10 (ResNet-56: --model resnet56), GPU: SGD 0.1, momentum 0.9, weight decay 1e-4, batch "
+        "64, 160 epochs (112,500 iterations), lr / 10 at 50% and 75%, crop+flip; one-shot l1_structured of 30% of "
+        "each conv layer's filters per level (residual stages pruned as one family), 3 levels, trained compacted; "
+        "ticket (rewound to init) vs random_reinit (Liu's scratch-E at the dense model's init scale), 3 trials. "
+        "--strategy bn_slimming --bn-l1 1e-4 gives network slimming (Liu et al. 2017)",
+        imp={
+            "levels": 3,
+            "rate": 0.3,
+            "strategy": "l1_structured",
+            "schedule": "one_shot",
+            "controls": "random_reinit",
+            "trials": 3,
+            "rewind_step": "0",
+            "compact": True,
+        },
+        domain={
+            "dataset": "cifar10",
+            "model": "vgg16",
+            "optimizer": "sgd",
+            "lr": 0.1,
+            "momentum": 0.9,
+            "weight_decay": 1e-4,
+            "batch_size": 64,
+            "iterations": 112500,
+            "lr_milestones": "56250,84375",
+            "eval_every": 1000,
+            "val_size": 5000,
+            "augment": "crop_flip",
+            "device": "auto",
+        },
+    )
+)

@@ -106,6 +106,7 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
     )
     loss_sum = torch.zeros((), device=device)
     since = 0
+    gammas = [m.weight for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
 
     for step in range(job.start_step, job.budget):
         if protocol.due(step):
@@ -115,7 +116,10 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
         x = data.train.x.index_select(0, idx)
         if data.augment != "none":
             x = augment(x, torch.Generator().manual_seed(derived_seed(job.order_seed, 2, step)))
-        loss = F.cross_entropy(model(x), data.train.y.index_select(0, idx))
+        ce = F.cross_entropy(model(x), data.train.y.index_select(0, idx))
+        loss = ce  # the training loss reported (train_loss) is the cross-entropy alone
+        if c.bn_l1 and gammas:  # network slimming's sparsity penalty on the BatchNorm scales
+            loss = ce + c.bn_l1 * torch.stack([g.abs().sum() for g in gammas]).sum()
         lr = schedule(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -125,7 +129,7 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
         if hold is not None:
             hold.mask_grads()
         optimizer.step()
-        loss_sum += loss.detach()
+        loss_sum += ce.detach()
         since += 1
     protocol.reached(job.budget, train_loss=float(loss_sum) / since if since else None)
 
