@@ -114,3 +114,34 @@ def test_nlp_heads_and_ffn_neurons_structured_levels_end_to_end(tmp_path):
             cut = adapter.compact(final, keep).state_dict()
             for k, v in cut.items():  # Adam after 6 updates: ~4e-5 measured (the attention paths differ in rounding)
                 torch.testing.assert_close(out.final_weights[k], v, atol=5e-4, rtol=0, msg=k)
+
+
+RL_ARGS = ["--domain", "rl", "--env", "CartPole-v1", "--algo", "a2c", "--net-arch", "16,8", "--timesteps", "640"]
+RL_ARGS += ["--eval-every", "320", "--eval-episodes", "2"]
+NLP_ARGS = ["--domain", "nlp", "--synthetic-size", "600", "--synthetic-eval-size", "24", "--vocab-size", "200"]
+NLP_ARGS += ["--max-updates", "6", "--eval-every", "3", "--warmup", "2", "--lr", "3e-3", "--max-tokens", "512"]
+NLP_ARGS += ["--dropout", "0", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("domain", ["rl", "nlp"])
+def test_compact_flag_trains_compacted_with_the_masked_runs_results(tmp_path, domain):
+    """`--compact` in RL and NLP: the structured ticket trains as the smaller model (its row says so) and the
+    run's rows equal the masked run's (RL exactly; NLP within fairseq's rounding of the two attention paths)."""
+    pytest.importorskip("stable_baselines3" if domain == "rl" else "fairseq")
+    args = RL_ARGS if domain == "rl" else [*NLP_ARGS, "--cache-dir", str(tmp_path / "cache")]
+    rows = {}
+    for name, extra in (("masked", []), ("compact", ["--compact"])):
+        _, r, _ = run(tmp_path / name, [*args, *extra])
+        rows[name] = r.set_index(["level", "kind"]).sort_index()
+    masked, compact = rows["masked"], rows["compact"]
+    assert list(masked.index) == list(compact.index)
+    assert masked.density.equals(compact.density) and masked.kept.equals(compact.kept)
+    was = compact["compacted"].fillna(False).astype(bool)
+    assert was[(1, "ticket")] and was[(2, "ticket")] and not was[(0, "dense")]
+    assert "compacted" not in masked.columns or not masked["compacted"].fillna(False).astype(bool).any()
+    if domain == "rl":
+        assert masked.score.equals(compact.score) and masked.val_at_stop.equals(compact.val_at_stop)
+    else:
+        torch.testing.assert_close(
+            torch.tensor(compact.val_at_stop.values), torch.tensor(masked.val_at_stop.values), atol=1e-4, rtol=1e-4
+        )

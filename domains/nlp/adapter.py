@@ -77,7 +77,14 @@ class NLPAdapter(Adapter):
         from domains.nlp.prepare import cache_root
         from domains.nlp.train import run_job
 
-        return run_job(self.session, job, cache_root(self.config) / "scratch")
+        scratch = cache_root(self.config) / "scratch"
+        if job.keep is not None:  # --compact: heads and FFN neurons removed, trained by fairseq's Trainer as ever
+            from domains.nlp.compact import fit
+            from lth_core.compact_jobs import train_compacted
+
+            model = fit(self.build(job.seed), job.weights)
+            return train_compacted(self, model, job, lambda _small, j: run_job(self.session, j, scratch))
+        return run_job(self.session, job, scratch)
 
     def evaluate(self, weights: StateDict, split: str) -> dict[str, float]:
         """'val': validation cross-entropy (the early-stopping signal, as training computes it); 'test': BLEU or

@@ -42,6 +42,7 @@ from domains.rl.presets import PRESETS
 from domains.rl.structure import policy_families
 from domains.rl.train import Setup, build_algorithm, train_job
 from lth_core.adapter import SPLITS, Adapter, Metric
+from lth_core.compact_jobs import train_compacted
 from lth_core.errors import UsageError
 from lth_core.job import Job, Outcome, StateDict
 from lth_core.presets import Preset
@@ -133,6 +134,9 @@ class RLAdapter(Adapter):
         return prunable_groups(model, biases)
 
     def train(self, job: Job) -> Outcome:
+        if job.keep is not None:  # --compact: the smaller policy, trained by SB3's learn() as ever
+            model = fit(self.build(job.seed), job.weights)
+            return train_compacted(self, model, job, lambda _small, j: train_job(self.setup, j))
         return train_job(self.setup, job)
 
     def evaluate(self, weights: StateDict, split: str) -> dict[str, float]:
