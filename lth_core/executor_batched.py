@@ -4,8 +4,10 @@ Worth it where single jobs are too small to fill the machine; adapters opt in th
 A group is split into `Adapter.batch_stacks` passes that train side by side on threads of this process, each
 with one torch thread (on a CPU small products do not share out over cores, jobs do; on a GPU one pass uses
 every core). Where an adapter can't batch, a job is alone in its group, or a pass raises, jobs are trained
-one by one as `local` would (`--cpus-per-job` threads). Numbers differ from `local`'s in the last bits,
-since batched products sum in another order.
+one by one as `local` would (`--cpus-per-job` threads). A broken invariant of a pass is never retried so: a job
+whose mask did not hold is that job's error row (the adapter's pass says so), and an AssertionError fails the run;
+a retrain alone would hide the broken stacked loop. Numbers differ from `local`'s in the last bits, since batched
+products sum in another order.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class BatchedExecutor(Executor):
             else:
                 with ThreadPoolExecutor(n, thread_name_prefix="stack") as pool:
                     results = list(pool.map(self.adapter.train_batch, stacks))
+        except AssertionError:  # a broken invariant of the stacked loop: retrying alone would hide it
+            raise
         except Exception:  # a batched pass that fails is retried job by job, where failures become rows
             return None
         if any(r is None for r in results):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from scipy import stats
 from test_compare import toy_runs  # noqa: F401  (the shared session fixture of small real runs)
 
 from benchmarks import report
@@ -152,7 +153,14 @@ def test_falloff_is_the_first_exit_from_the_band_around_dense():
     fo = {f.kind: f for f in falloffs(summarize(rows), rows, rel_tol=0.02)}  # band: >= 0.882
     assert fo["ticket"].matches_down_to == 0.5 and fo["ticket"].falls_off_at == 0.2
     assert fo["random_reinit"].falls_off_at == 0.5  # the first exit counts, though it re-enters at 20%
-    assert fo["random_reinit"].vs_dense.why == "no spread" or fo["random_reinit"].vs_dense.tested
+    # Welch's t at the fall-off density against dense: (0.71 - 0.90) / sqrt(0.0002 / 2 + 0) = -19 on one d.o.f.
+    welch = stats.ttest_ind([0.70, 0.72], [0.90, 0.90], equal_var=False)
+    vs = fo["random_reinit"].vs_dense
+    assert (
+        vs.why == ""
+        and vs.t == pytest.approx(-19.0)
+        and vs.p == pytest.approx(welch.pvalue) == pytest.approx(0.0335, abs=1e-4)
+    )
     assert fo["random_mask"].matches_down_to is None and fo["random_mask"].falls_off_at == 0.8
     assert fo["ticket"].threshold == pytest.approx(0.882)
 

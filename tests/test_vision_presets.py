@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from benchmarks.fake_vision_files import write_cifar10, write_mnist
 from benchmarks.run import main
 from domains.vision.adapter import VisionAdapter
 from lth_core.config import ImpConfig
 from lth_core.presets import apply
+from lth_core.store import RunStore
 
 PAPER_PRESETS = [
     "frankle2019-lenet",
@@ -140,12 +142,16 @@ def test_cifar_preset_completes_a_tiny_level_at_its_own_batch_size(preset, data_
     check_tiny_level(preset, tiny(preset, data_dir, tmp_path), tmp_path, capsys)
 
 
-def test_transfer_trains_the_tickets_of_another_run(data_dir, tmp_path):
+def test_transfer_trains_the_tickets_of_another_run(data_dir, tmp_path, monkeypatch):
     """Morcos et al.: a ticket found on Fashion-MNIST, trained on MNIST with the same architecture."""
     src_out, dst_out = tmp_path / "src", tmp_path / "dst"
     assert main(tiny("frankle2019-lenet", data_dir, src_out, "--dataset", "fashion-mnist", *small_batch)) == 0
     src = run_folder(src_out)
-    assert main(tiny("morcos2019-transfer", data_dir, dst_out, "--ticket-from", str(src), *small_batch)) == 0
+    jobs, train = {}, VisionAdapter.train
+    monkeypatch.setattr(VisionAdapter, "train", lambda self, job: jobs.setdefault(job.key, job) and train(self, job))
+    # another seed: this run's own init differs from the source's, so the rewind weights must come from there
+    argv = tiny("morcos2019-transfer", data_dir, dst_out, "--ticket-from", str(src), "--seed", "1", *small_batch)
+    assert main(argv) == 0
     dst = run_folder(dst_out)
     a, b = pd.read_csv(src / "results.csv"), pd.read_csv(dst / "results.csv")
     assert set(b.kind) == {"dense", "ticket", "random_reinit", "random_mask"} and (b.status == "ok").all()
@@ -153,6 +159,11 @@ def test_transfer_trains_the_tickets_of_another_run(data_dir, tmp_path):
     kept = lambda df: df[df.kind == "ticket"].kept.tolist()
     assert kept(a) == kept(b)
     assert not list((dst / "state").glob("mask-*"))  # no pruning here: the source's masks were used
+    source = RunStore.foreign(src)  # the ticket trained here is the source's, tensor by tensor
+    ticket, mask = jobs["L01-ticket-t0"], source.load_state(source.mask_name(1, 0))
+    assert ticket.mask.keys() == mask.keys() and all(torch.equal(ticket.mask[k], mask[k].bool()) for k in mask)
+    rewind = source.load_state(source.rewind_name(0))
+    assert ticket.weights.keys() == rewind.keys() and all(torch.equal(ticket.weights[k], rewind[k]) for k in rewind)
     assert json.loads((dst / "run.json").read_text())["ticket_from"]["path"] == str(src)
 
 
@@ -170,3 +181,4 @@ def test_missing_data_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and len(err.splitlines()) == 1
     assert "cifar-10-batches-py" in err and "--download" in err
+    assert list(tmp_path.iterdir()) == []  # no run folder, no data folder, nothing

@@ -124,7 +124,7 @@ class ToyAdapter(Adapter):
     def train(self, job: Job) -> Outcome:
         """The template of a domain's training: its own loop, with the engine's protocol called at each step."""
         self.calls += 1
-        torch.set_num_threads(self.config.threads or 1)
+        # no torch.set_num_threads here: the executor sets the job's threads (`--cpus-per-job`), and tests see it
         model = self.build(0)
         model.load_state_dict(job.weights)
         hold = MaskHold(model, Mask(job.mask)) if job.mask is not None else None
