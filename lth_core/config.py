@@ -236,7 +236,9 @@ class ImpConfig:
             if not 0.0 <= value < 1.0:
                 raise UsageError(f"--rewind-step {text!r}: a fraction of the budget must be in [0, 1)")
             return int(value * budget)
-        if value < 0 or value >= budget:
+        if value < 0:
+            raise UsageError(f"--rewind-step {text!r}: a step must be >= 0 (a count of steps, or a fraction in [0, 1))")
+        if value >= budget:
             raise UsageError(f"--rewind-step {text!r}: a step must be in [0, {budget}) for this budget")
         return int(value)
 

@@ -5,13 +5,19 @@ from toy_adapter import ToyAdapter, ToyConfig
 
 from benchmarks.run import main
 from lth_core.config import ImpConfig, config_hash
+from lth_core.controls import CONTROLS
 from lth_core.imp_runner import run_identity
 from lth_core.presets import apply
+from lth_core.schedules import SCHEDULES
+from lth_core.strategies import STRATEGIES as STRATEGY_REGISTRY
 
 TABLE = {"toy": "toy_adapter:ToyAdapter"}
 
 # the whole line each mistake prints: the flag, the bad value and, for a choice, every valid choice
-STRATEGIES = "'grasp', 'magnitude_global', 'magnitude_init', 'magnitude_layerwise', 'random', 'snip', 'synflow'"
+# (the choices from the registries, so a newly registered component does not break the pin of the line's form)
+STRATEGIES = ", ".join(repr(n) for n in STRATEGY_REGISTRY.names())
+SCHEDULE_CHOICES = ", ".join(repr(n) for n in SCHEDULES.names())
+CONTROL_CHOICES = ", ".join(CONTROLS.names())
 BAD = [
     (["--domain", "nope"], "unknown domain 'nope'; valid choices: toy, all"),
     (["--rate", "1.5"], "--rate 1.5 must be in (0, 1)"),
@@ -21,11 +27,11 @@ BAD = [
     (["--strategy", "biggest"], f"argument --strategy: invalid choice: 'biggest' (choose from {STRATEGIES})"),
     (
         ["--schedule", "twice"],
-        "argument --schedule: invalid choice: 'twice' (choose from 'at_init', 'iterative', 'one_shot')",
+        f"argument --schedule: invalid choice: 'twice' (choose from {SCHEDULE_CHOICES})",
     ),
     (
         ["--controls", "ticket,shuffle"],
-        "unknown control 'ticket'; valid choices: inverted, layer_shuffle, random_mask, random_reinit",
+        f"unknown control 'ticket'; valid choices: {CONTROL_CHOICES}",
     ),
     (
         ["--executor", "cloud"],
@@ -36,7 +42,7 @@ BAD = [
         ["--rate-overrides", "output:0.1"],
         "--rate-overrides item 'output:0.1' must be GROUP_OR_PATTERN=RATE with 0 <= RATE < 1",
     ),
-    (["--rewind-step", "-3"], "--rewind-step '-3': a step must be in [0, 1000000000000) for this budget"),
+    (["--rewind-step", "-3"], "--rewind-step '-3': a step must be >= 0 (a count of steps, or a fraction in [0, 1))"),
     (["--rewind-step", "1.5"], "--rewind-step '1.5': a fraction of the budget must be in [0, 1)"),
     # raised by the domain config's validate(), after argparse has parsed every flag
     (["--optimizer", "lbfgs"], "unknown optimizer 'lbfgs'; valid choices: sgd, adam, adamw, rmsprop"),
@@ -118,6 +124,8 @@ PINNED = {
         "vision",
         "criteria-quick",
     ): "31de45ccc23236d078023ea88b406f357ddde131cf58b83af69d4d3af8139271",  # controls hashed in registry order
+    ("vision", "structured-quick"): "92f95ae1aba3e0c0e17b8292cd13fd1ac44b6b406a89c5249167d2a0e29115a4",
+    ("vision", "liu2019-rethinking"): "a6ec9a6ec3db30ccd70d1ea8fdc01fbf5540becd816428bf5c3b6f0247cc9582",
     ("vision", "stabilizing-resnet20"): "02ebc1f93936e7b2face5f8544a4cef77dc1a55258cd79f6cba564d602c75158",
     ("vision", "stabilizing-vgg19"): "0742014b79507f9c5ea474331afc590c7456c9374505afe3ec85ed9155b5545d",
     ("rl", "quick"): "99ab2181d4859896d5d409da4348f5e9b9e94d8731ee96ede0ae9ace5d6bd161",
