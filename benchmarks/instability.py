@@ -5,8 +5,10 @@ For each step k of --rewind-steps and each level of --levels (0 = dense; L > 0 =
 finished run --run): two copies start from the weights at step k of the dense trajectory under the same mask,
 differ only in their data-order seed (two seeds derived from the trial's), and train through the executors for
 the rest of the budget. Their final weights are interpolated at --alphas points and each point is evaluated
-on validation and test (`adapter.evaluate`). The barrier is the error's rise along the path in the metric's own
-units (see lth_core/interpolation.py); `stable` means barrier <= --threshold.
+on validation and test (`adapter.evaluate`), BatchNorm statistics interpolated with the weights or (--bn
+recompute, vision) recomputed at each point on training batches (`adapter.recompute_norm_stats`). The barrier
+is the error's rise along the path in the metric's own units (see lth_core/interpolation.py); `stable` means
+barrier <= --threshold.
 A separate tool, not a flag of `benchmarks.run`: it trains pairs of copies, not levels of IMP, and writes its own
 contract (instability.csv, paths.csv, barrier.png, paths.png) in its own identity-hashed, resumable folder.
 """
@@ -20,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import torch
@@ -46,7 +48,7 @@ from lth_core.store import RunStore, job_key
 PROG = "python -m benchmarks.instability"
 HEAD = ["domain", "task", "level", "density", "k", "rewind_step", "metric", "higher_is_better", "barrier", "score_a"]
 HEAD += ["score_b", "barrier_relative", "stable", "threshold", "status"]  # then the rest by name
-BN_MODES = ("interpolate",)  # BatchNorm statistics are interpolated with the weights (recompute: not built)
+BN_MODES = ("interpolate", "recompute")  # statistics mixed with the weights, or recomputed at each point
 
 
 @dataclass
@@ -60,7 +62,13 @@ class Analysis:
     seed: int = opt(0, "without --run: the initialization seed and the dense trajectory's data-order seed")
     alphas: int = opt(30, "points along the line between the two copies, both ends included")
     threshold: float = opt(0.02, "stable when the barrier is <= this, in the metric's own units (0.02 = 2 points)")
-    bn: str = opt("interpolate", "BatchNorm statistics along the path", choices=BN_MODES)
+    bn: str = opt(
+        "interpolate",
+        "BatchNorm statistics along the path: interpolated with the weights, or recomputed at every point (the ends "
+        "included) on --bn-batches training batches (vision; RL's and NLP's models have no BatchNorm)",
+        choices=BN_MODES,
+    )
+    bn_batches: int = opt(20, "with --bn recompute: training batches each point's statistics are averaged over")
 
 
 @dataclass
@@ -173,6 +181,13 @@ class Instability:
             raise UsageError(f"--alphas {analysis.alphas} must be >= 2 (the two ends are always included)")
         if not (math.isfinite(analysis.threshold) and analysis.threshold >= 0):
             raise UsageError(f"--threshold {analysis.threshold} must be a finite number >= 0")
+        if analysis.bn == "recompute":
+            if "recompute_norm_stats" not in adapter.capabilities():
+                raise adapter.unsupported(
+                    "recompute normalization statistics (no BatchNorm), which --bn recompute needs"
+                )
+            if analysis.bn_batches < 1:
+                raise UsageError(f"--bn-batches {analysis.bn_batches} must be >= 1")
         check_out(options.out)
         EXECUTORS.check(options.executor)
         self.adapter, self.factory, self.a, self.options, self.preset = adapter, factory, analysis, options, preset
@@ -191,7 +206,7 @@ class Instability:
         self.identity = {
             "analysis": "instability",
             "domain": adapter.domain,
-            "settings": identity_dict(analysis),
+            "settings": settings(analysis),
             "domain_config": dict(
                 sorted({**identity_dict(adapter.config), **adapter.config.identity_extras()}.items())
             ),
@@ -200,6 +215,7 @@ class Instability:
         self.hash = config_hash(self.identity)
         self.path = Path(options.out) / f"instability-{adapter.domain}-{self.hash[:12]}"
         self.copy_seeds = [derived_seed(self.source.seed, "instability", c) for c in (0, 1)]
+        self.bn_seed = derived_seed(self.source.seed, "instability", "bn")  # the order of the recompute's batches
 
     def meta(self) -> dict[str, Any]:
         return {
@@ -341,9 +357,10 @@ class Instability:
         if all(r is not None and r["row"]["status"] == "ok" for r in recs) and all(w is not None for w in weights):
             a, b = weights
             assert a is not None and b is not None
-            path = evaluate_path(self.adapter.evaluate, a, b, alphas(self.a.alphas), ("val", "test"))
+            path = evaluate_path(self.adapter.evaluate, a, b, alphas(self.a.alphas), ("val", "test"), self.prepare())
             found = barriers(path, self.metrics)
             main = self.metrics[0].column
+            trained = [self.adapter.evaluate(w, "test")[self.metric.name] for w in (a, b)]  # as trained, no recompute
             row = {
                 "barrier": found[f"{main}_barrier"],
                 "score_a": found[f"{main}_a"],
@@ -351,6 +368,8 @@ class Instability:
                 "barrier_relative": relative(found[f"{main}_barrier"], found[f"{main}_a"], found[f"{main}_b"]),
                 "stable": bool(found[f"{main}_barrier"] <= self.a.threshold),
                 "status": "ok",
+                "trained_score_a": trained[0],
+                "trained_score_b": trained[1],
                 **found,
             }
         else:
@@ -359,6 +378,7 @@ class Instability:
             {
                 "threshold": self.a.threshold,
                 "bn": self.a.bn,
+                "bn_batches": self.a.bn_batches if self.a.bn == "recompute" else 0,
                 "alphas": self.a.alphas,
                 "seed": self.source.seed,
                 "data_seed_a": self.copy_seeds[0],
@@ -377,6 +397,12 @@ class Instability:
             keys = {"kind": "path", "level": level, "trial": self.a.trial}
             store.write_record(path_key, {"row": {**keys, **row}, "path": path})
         return {**base, **row}, path
+
+    def prepare(self) -> Callable[[StateDict], StateDict] | None:
+        """What each point of the path goes through before it is evaluated (none: statistics interpolated)."""
+        if self.a.bn == "interpolate":
+            return None
+        return lambda w: self.adapter.recompute_norm_stats(w, self.a.bn_batches, self.bn_seed)
 
     def write_outputs(self, store: RunStore) -> pd.DataFrame:
         rows, paths = [], []
@@ -398,6 +424,14 @@ class Instability:
 
 
 RECORD_KEYS = ("kind", "trial")  # in a path's record for the store's shape check, not columns of instability.csv
+
+
+def settings(analysis: Analysis) -> dict[str, Any]:
+    """The analysis' identity: --bn-batches only names it under --bn recompute (interpolating never reads it)."""
+    out = identity_dict(analysis)
+    if analysis.bn != "recompute":
+        del out["bn_batches"]
+    return out
 
 
 def relative(barrier: float, a: float, b: float) -> float:

@@ -124,12 +124,18 @@ class Adapter(ABC):
         standard layers; a domain fixes what its own modules carry)."""
         raise self.unsupported("compact a structured ticket (remove neurons, channels, heads)")
 
+    def recompute_norm_stats(self, weights: StateDict, batches: int, seed: int) -> StateDict:
+        """`weights` with the running statistics of every BatchNorm layer recomputed on `batches` training
+        batches of the data order `seed` gives (the rest unchanged; no BatchNorm = unchanged), for
+        `benchmarks.instability --bn recompute` (`lth_core.batchnorm.recompute` does the layers)."""
+        raise self.unsupported("recompute normalization statistics (it has no BatchNorm layers)")
+
     def capabilities(self) -> set[str]:
         """Which optional capabilities this adapter overrides: 'evaluate', 'training_loss', 'input_shape',
-        'structure', 'compact'."""
+        'structure', 'compact', 'recompute_norm_stats'."""
         return {
             name
-            for name in ("evaluate", "training_loss", "input_shape", "structure", "compact")
+            for name in ("evaluate", "training_loss", "input_shape", "structure", "compact", "recompute_norm_stats")
             if getattr(type(self), name) is not getattr(Adapter, name)
         }
 

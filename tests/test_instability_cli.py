@@ -101,6 +101,22 @@ def test_vision_quick_tiny_budget(tmp_path):
     assert len(pd.read_csv(folder / "paths.csv")) == 2 * 4
 
 
+def test_vision_bn_recompute_is_recorded_and_names_its_own_folder(tmp_path):
+    args = ["--domain", "vision", "--dataset", "digits", "--model", "resnet20", "--iterations", "30"]
+    args += ["--eval-every", "10", "--batch-size", "32", "--rewind-steps", "0", "--alphas", "3", "--out", str(tmp_path)]
+    assert instability.main([*args, "--bn", "recompute", "--bn-batches", "4"]) == 0
+    assert instability.main(args) == 0
+    folders = {RunStore.foreign(f).meta()["analysis"]["bn"]: f for f in tmp_path.glob("instability-vision-*")}
+    assert set(folders) == {"recompute", "interpolate"}
+    rec, mix = (pd.read_csv(folders[m] / "instability.csv").iloc[0] for m in ("recompute", "interpolate"))
+    assert rec["bn"] == "recompute" and rec["bn_batches"] == 4 and mix["bn"] == "interpolate" and mix["bn_batches"] == 0
+    assert RunStore.foreign(folders["recompute"]).meta()["identity"]["settings"]["bn_batches"] == 4
+    assert "bn_batches" not in RunStore.foreign(folders["interpolate"]).meta()["identity"]["settings"]
+    # the same trained copies (the jobs do not depend on --bn); as trained they score alike under both modes
+    assert rec["trained_score_a"] == mix["trained_score_a"] == mix["score_a"]
+    assert rec["barrier"] != mix["barrier"] or rec["score_a"] != mix["score_a"]
+
+
 @pytest.mark.parametrize(
     "args, says",
     [
@@ -113,7 +129,8 @@ def test_vision_quick_tiny_budget(tmp_path):
         (["--rewind-steps", "x"], "not a finite step"),
         (["--rewind-steps", ","], "names no step"),
         (["--levels", "x"], "--levels"),
-        (["--bn", "recompute"], "invalid choice"),
+        (["--bn", "other"], "invalid choice"),
+        (["--bn", "recompute"], "cannot recompute normalization statistics"),
         (["--run", "nowhere"], "not a run folder"),
     ],
 )
