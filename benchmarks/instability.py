@@ -20,7 +20,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,7 +35,7 @@ from lth_core.atomic import atomic_write_text
 from lth_core.config import ImpConfig, RunOptions, config_hash, full_dict, identity_dict, opt
 from lth_core.errors import UsageError
 from lth_core.executors import EXECUTORS
-from lth_core.imp_runner import derived_seed
+from lth_core.imp_runner import ImpRunner, derived_seed
 from lth_core.interpolation import PathMetric, alphas, barriers, evaluate_path
 from lth_core.job import Job, Outcome, StateDict
 from lth_core.lmc_figures import barrier_plot, paths_plot
@@ -56,7 +56,11 @@ class Analysis:
     """What the instability analysis measures (all of it names the output folder)."""
 
     rewind_steps: str = opt("0,0.01", "comma list of steps k the copies start from: steps, or fractions of the budget")
-    levels: str = opt("0", "comma list of levels: 0 = the dense network, L > 0 = level L's ticket mask of --run")
+    levels: str = opt(
+        "0",
+        "comma list of levels: 0 = the dense network, L > 0 = level L's ticket mask of --run (without --run: found "
+        "first by IMP with the preset's settings, no controls, in its own run folder under --out; resumable)",
+    )
     run: str = opt("", "a finished run folder (only read): its init, rewind weights, masks and seeds", identity=False)
     trial: int = opt(0, "which trial of --run (its init, dense trajectory and masks)")
     seed: int = opt(0, "without --run: the initialization seed and the dense trajectory's data-order seed")
@@ -115,17 +119,17 @@ def rewind_steps(text: str, budget: int) -> list[tuple[str, int]]:
 class Source:
     """Where the weights at step k and the masks come from: a finished run (only read) or the preset's init."""
 
-    def __init__(self, analysis: Analysis, adapter: Adapter) -> None:
+    def __init__(self, run: str, analysis: Analysis, adapter: Adapter) -> None:
         self.store: RunStore | None = None
         self.meta: dict[str, Any] = {}
         shapes = {k: tuple(v.shape) for k, v in adapter.initial_weights(0).items()}
-        if not analysis.run:
+        if not run:
             self.seed, self.hash, self.rewind = analysis.seed, None, None
             self._init = adapter.initial_weights(analysis.seed)
             return
-        folder = Path(analysis.run)
+        folder = Path(run)
         if not (folder / "run.json").is_file():
-            raise UsageError(f"--run {analysis.run!r} is not a run folder (no run.json there)")
+            raise UsageError(f"--run {run!r} is not a run folder (no run.json there)")
         self.store = RunStore.foreign(folder)
         self.meta = self.store.meta()
         try:
@@ -194,8 +198,13 @@ class Instability:
         self.budget = adapter.budget()
         self.ks = rewind_steps(analysis.rewind_steps, self.budget)
         self.levels = comma_ints(analysis.levels, "--levels")
-        self.source = Source(analysis, adapter)
-        self.masks = {lv: self.source.mask(adapter, lv, analysis.trial) for lv in self.levels}  # checked up front
+        self.finder = ticket_finder(adapter, factory, analysis, options, preset, max(self.levels))
+        if self.finder is None:
+            self.source = Source(analysis.run, analysis, adapter)
+            self.masks = {lv: self.source.mask(adapter, lv, analysis.trial) for lv in self.levels}  # checked up front
+            self.seed, run_hash = self.source.seed, self.source.hash
+        else:  # the run's trial seed and hash, as --run of the folder it will write gives them
+            self.seed, run_hash = analysis.seed + 1000 * analysis.trial, self.finder.hash
         self.metric = adapter.metric()
         self.metrics = [
             PathMetric("test", self.metric.name, self.metric.higher_is_better),
@@ -210,12 +219,12 @@ class Instability:
             "domain_config": dict(
                 sorted({**identity_dict(adapter.config), **adapter.config.identity_extras()}.items())
             ),
-            "run": self.source.hash,
+            "run": run_hash,
         }
         self.hash = config_hash(self.identity)
         self.path = Path(options.out) / f"instability-{adapter.domain}-{self.hash[:12]}"
-        self.copy_seeds = [derived_seed(self.source.seed, "instability", c) for c in (0, 1)]
-        self.bn_seed = derived_seed(self.source.seed, "instability", "bn")  # the order of the recompute's batches
+        self.copy_seeds = [derived_seed(self.seed, "instability", c) for c in (0, 1)]
+        self.bn_seed = derived_seed(self.seed, "instability", "bn")  # the order of the recompute's batches
 
     def meta(self) -> dict[str, Any]:
         return {
@@ -228,7 +237,7 @@ class Instability:
             "domain_config": full_dict(self.adapter.config),
             "metric": self.metric.__dict__,
             "budget": self.budget,
-            "seed": self.source.seed,
+            "seed": self.seed,
             "copy_seeds": self.copy_seeds,
             "versions": versions(tuple(self.adapter.packages)),
             "git_commit": git_commit(),
@@ -257,7 +266,7 @@ class Instability:
             else:
                 missing.append(k)
         if missing:
-            job = Job(0, "dense", self.a.trial, self.source.seed, self.source.init(), None, self.budget)
+            job = Job(0, "dense", self.a.trial, self.seed, self.source.init(), None, self.budget)
             job.capture_steps = tuple(missing)
             for _, outcome in executor.run([job]):
                 if outcome.status != "ok":
@@ -276,7 +285,7 @@ class Instability:
                         level=level,
                         kind=f"k{k}-copy{c}",
                         trial=self.a.trial,
-                        seed=self.source.seed,
+                        seed=self.seed,
                         weights={n: v.clone() for n, v in start[k].items()},
                         mask=self.masks[level],
                         budget=self.budget,
@@ -302,7 +311,16 @@ class Instability:
         }
 
     # ---- the analysis ------------------------------------------------------------------------
+    def find_tickets(self) -> None:
+        """Tickets found on the fly: the IMP run first (resumed where it stopped), then read as --run would."""
+        if self.finder is None:
+            return
+        folder = self.finder.run()
+        self.source = Source(str(folder), self.a, self.adapter)
+        self.masks = {lv: self.source.mask(self.adapter, lv, self.a.trial) for lv in self.levels}
+
     def run(self) -> Path:
+        self.find_tickets()
         executor = self.executor()
         try:
             store = RunStore(self.path).open(self.meta())
@@ -380,7 +398,7 @@ class Instability:
                 "bn": self.a.bn,
                 "bn_batches": self.a.bn_batches if self.a.bn == "recompute" else 0,
                 "alphas": self.a.alphas,
-                "seed": self.source.seed,
+                "seed": self.seed,
                 "data_seed_a": self.copy_seeds[0],
                 "data_seed_b": self.copy_seeds[1],
                 "score_at_stop_a": recs[0]["row"]["score"] if recs[0] else math.nan,
@@ -424,6 +442,21 @@ class Instability:
 
 
 RECORD_KEYS = ("kind", "trial")  # in a path's record for the store's shape check, not columns of instability.csv
+
+
+def ticket_finder(
+    adapter: Adapter, factory: Any, analysis: Analysis, options: Options, preset: str, deepest: int
+) -> ImpRunner | None:
+    """Without --run, ticket levels need IMP first: the preset's IMP settings to the deepest level asked, trials
+    up to --trial, seed --seed, no controls; validated here, before anything is written."""
+    if analysis.run or deepest == 0:
+        return None
+    presets = getattr(type(adapter), "presets", {})
+    imp = apply(ImpConfig(), presets[preset].imp) if preset in presets else ImpConfig()
+    imp = replace(imp, levels=deepest, trials=analysis.trial + 1, controls="", seed=analysis.seed)
+    opts = RunOptions(out=options.out, executor=options.executor, workers=options.workers, progress=False)
+    opts.cpus_per_job = options.cpus_per_job
+    return ImpRunner(adapter, factory, imp, opts, preset=preset)
 
 
 def settings(analysis: Analysis) -> dict[str, Any]:

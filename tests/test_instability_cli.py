@@ -77,6 +77,30 @@ def test_ends_of_the_path_are_the_trained_copies_and_the_trajectory_is_the_runs(
     assert a["barrier"] == b["barrier"] and a["score_a"] == b["score_a"]
 
 
+def test_tickets_found_on_the_fly_are_those_of_the_same_run_passed_with_run(tmp_path, monkeypatch):
+    """--levels without --run runs IMP first (the preset's settings, no controls) in its own run folder under
+    --out, then analyses it as --run of that folder would: the same identity, and nothing trained twice."""
+    folder = analyse(["--levels", "0,2", "--rewind-steps", "0,10"], tmp_path)
+    (found,) = tmp_path.glob("toy-*")
+    meta = RunStore.foreign(found).meta()
+    assert meta["imp"]["levels"] == 2 and meta["imp"]["trials"] == 1 and meta["imp"]["controls"] == ""
+    results = pd.read_csv(found / "results.csv")
+    assert set(results["kind"]) == {"dense", "ticket"} and set(results["level"]) == {0, 1, 2}
+    table = pd.read_csv(folder / "instability.csv")
+    assert (table["status"] == "ok").all() and len(table) == 4
+    mask = RunStore.foreign(found).load_state(RunStore.mask_name(2, 0))
+    assert mask is not None
+    density = sum(int(m.sum()) for m in mask.values()) / sum(m.numel() for m in mask.values())
+    assert table[table["level"] == 2]["density"].iloc[0] == pytest.approx(density)
+
+    def refuse(self, job):
+        raise AssertionError(f"{job.key} trained again")
+
+    monkeypatch.setattr(ToyAdapter, "train", refuse)
+    assert analyse(["--run", str(found), "--levels", "0,2", "--rewind-steps", "0,10"], tmp_path) == folder
+    assert analyse(["--levels", "0,2", "--rewind-steps", "0,10"], tmp_path) == folder  # resumed, found again
+
+
 def test_resume_trains_nothing_twice(tmp_path, monkeypatch):
     first = analyse(["--rewind-steps", "0,20"], tmp_path)
     table = pd.read_csv(first / "instability.csv")
@@ -120,7 +144,7 @@ def test_vision_bn_recompute_is_recorded_and_names_its_own_folder(tmp_path):
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["--levels", "1"], "needs --run"),
+        (["--levels", "1", "--rate", "0.5"], "unrecognized arguments"),  # on-the-fly IMP: the preset's settings
         (["--alphas", "1"], "--alphas"),
         (["--threshold", "nan"], "--threshold"),
         (["--rewind-steps", "60"], "a step must be in [0, 60)"),
