@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from benchmarks.cli import OneLineParser, fail
+from benchmarks.instability_presets import LMC_PRESETS, LmcTask
 from benchmarks.run import Selection, make_adapter
 from domains import DOMAINS, load_adapter_class
 from lth_core.adapter import Adapter
@@ -179,7 +180,9 @@ class Source:
 class Instability:
     """The analysis of one domain: validated and resolved before anything is written."""
 
-    def __init__(self, adapter: Adapter, factory: Any, analysis: Analysis, options: Options, preset: str) -> None:
+    def __init__(
+        self, adapter: Adapter, factory: Any, analysis: Analysis, options: Options, preset: str, lmc: str = ""
+    ) -> None:
         adapter.require("evaluate", "the instability analysis")
         if analysis.alphas < 2:
             raise UsageError(f"--alphas {analysis.alphas} must be >= 2 (the two ends are always included)")
@@ -195,6 +198,7 @@ class Instability:
         check_out(options.out)
         EXECUTORS.check(options.executor)
         self.adapter, self.factory, self.a, self.options, self.preset = adapter, factory, analysis, options, preset
+        self.lmc_preset = lmc
         self.budget = adapter.budget()
         self.ks = rewind_steps(analysis.rewind_steps, self.budget)
         self.levels = comma_ints(analysis.levels, "--levels")
@@ -233,6 +237,7 @@ class Instability:
             "domain": self.adapter.domain,
             "task": self.adapter.task(),
             "preset": self.preset,
+            "lmc_preset": self.lmc_preset,
             "analysis": full_dict(self.a),
             "domain_config": full_dict(self.adapter.config),
             "metric": self.metric.__dict__,
@@ -473,17 +478,49 @@ def relative(barrier: float, a: float, b: float) -> float:
     return barrier / ends if ends > 0 else math.nan
 
 
-def parse(argv: list[str], table: dict[str, str] = DOMAINS) -> tuple[Instability, Adapter]:
+@dataclass
+class Pick:
+    """A named analysis: its tasks' domain, preset and values are the defaults (benchmarks/instability_presets.py)."""
+
+    lmc_preset: str = opt("", f"a named analysis ({', '.join(LMC_PRESETS.names())}); sets --domain and --preset")
+
+
+def parse_all(argv: list[str], table: dict[str, str] = DOMAINS) -> list[tuple[Instability, Adapter]]:
+    """Every analysis the command line names (an --lmc-preset may name several), all validated before any runs."""
+    pre = OneLineParser(prog=PROG, add_help=False)
+    pre.add_arguments(Pick, dest="pick")
+    name = pre.parse_known_args(argv)[0].pick.lmc_preset
+    if not name:
+        return [parse(argv, table)]
+    preset = LMC_PRESETS.get(name)
+    if given := [f for f in ("--domain", "--preset") if any(a == f or a.startswith(f + "=") for a in argv)]:
+        raise UsageError(f"--lmc-preset {name} sets {' and '.join(given)}; drop them (other flags still win)")
+    out: list[tuple[Instability, Adapter]] = []
+    try:
+        for task in preset.tasks:
+            out.append(parse(["--domain", task.domain, "--preset", task.preset, *argv], table, task, name))
+    except BaseException:
+        for _, adapter in out:
+            adapter.close()
+        raise
+    return out
+
+
+def parse(
+    argv: list[str], table: dict[str, str] = DOMAINS, task: LmcTask | None = None, lmc: str = ""
+) -> tuple[Instability, Adapter]:
+    """One analysis; `task` (of the --lmc-preset `lmc`) sets defaults of the domain config and the analysis."""
+    analysis_defaults = apply(Analysis(), task.analysis if task else {})
     pre = OneLineParser(prog=PROG, add_help=False)
     pre.add_arguments(Selection, dest="selection")
-    pre.add_arguments(Analysis, dest="analysis")
+    pre.add_arguments(Analysis, dest="analysis", default=analysis_defaults)
     sel, first = (lambda ns: (ns.selection, ns.analysis))(pre.parse_known_args(argv)[0])
     cls = load_adapter_class(sel.domain, table)
     if sel.preset not in cls.presets:
         raise UsageError(
             f"unknown preset {sel.preset!r} for domain {sel.domain!r}; valid choices: {', '.join(sorted(cls.presets))}"
         )
-    defaults = apply(cls.Config(), cls.presets[sel.preset].domain)
+    defaults = apply(apply(cls.Config(), cls.presets[sel.preset].domain), task.domain_values if task else {})
     if first.run:  # the run's own domain config is the default (its dense trajectory and masks); flags still win
         meta = run_meta(first.run)
         names = {f for f in full_dict(defaults)}
@@ -491,9 +528,11 @@ def parse(argv: list[str], table: dict[str, str] = DOMAINS) -> tuple[Instability
             defaults,
             {k: tuple(v) if isinstance(v, list) else v for k, v in meta.get("domain_config", {}).items() if k in names},
         )
-    parser = OneLineParser(prog=PROG, description=__doc__)
+    epilog = "named analyses (--lmc-preset):\n" + "\n".join(f"  {n:<24} {LMC_PRESETS.get(n).help}" for n in LMC_PRESETS)
+    parser = OneLineParser(prog=PROG, description=__doc__, epilog=epilog)
+    parser.add_arguments(Pick, dest="pick")
     parser.add_arguments(Selection, dest="selection")
-    parser.add_arguments(Analysis, dest="analysis")
+    parser.add_arguments(Analysis, dest="analysis", default=analysis_defaults)
     parser.add_arguments(Options, dest="options")
     parser.add_arguments(cls.Config, dest="domain_config", default=defaults)
     ns = parser.parse_args(argv)
@@ -501,7 +540,7 @@ def parse(argv: list[str], table: dict[str, str] = DOMAINS) -> tuple[Instability
     factory = functools.partial(make_adapter, sel.domain, ns.domain_config, table)
     adapter = factory()
     try:
-        return Instability(adapter, factory, ns.analysis, ns.options, sel.preset), adapter
+        return Instability(adapter, factory, ns.analysis, ns.options, sel.preset, lmc), adapter
     except BaseException:
         adapter.close()
         raise
@@ -516,17 +555,20 @@ def run_meta(folder: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None, table: dict[str, str] = DOMAINS) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        analysis, adapter = parse(argv, table)
+        analyses = parse_all(argv, table)
         try:
-            path = analysis.run()
+            for analysis, _ in analyses:
+                path = analysis.run()
+                cols = ["k", "level", "density", "barrier", "score_a", "score_b", "stable"]
+                table_ = pd.read_csv(path / "instability.csv")
+                print(f"{analysis.adapter.domain} {analysis.adapter.task()}")
+                print(table_[[c for c in cols if c in table_]].to_string(index=False))
+                print(f"results: {path}  (instability.csv, paths.csv, barrier.png, paths.png, run.json)")
         finally:
-            adapter.close()
+            for _, adapter in analyses:
+                adapter.close()
     except UsageError as e:
         fail(str(e))
-    cols = ["k", "level", "density", "barrier", "score_a", "score_b", "stable"]
-    table_ = pd.read_csv(path / "instability.csv")
-    print(table_[[c for c in cols if c in table_]].to_string(index=False))
-    print(f"results: {path}  (instability.csv, paths.csv, barrier.png, paths.png, run.json)")
     return 0
 
 
