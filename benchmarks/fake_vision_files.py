@@ -68,3 +68,24 @@ def write_cifar100(root: Path, n_train: int = 300, n_test: int = 100, seed: int 
                 f,
             )
     return root
+
+
+def write_digits_as_mnist(root: Path, folder: str = "MNIST") -> Path:
+    """scikit-learn's real 8x8 handwritten digits in MNIST's layout: each image upscaled (bilinear) to 20x20 and
+    centred in 28x28, as MNIST boxes its digits; its fixed 20% test split (the `digits` dataset's) as t10k."""
+    import torch
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.from_numpy(d.images.astype(np.float32) / 16.0).unsqueeze(1)
+    big = F.pad(F.interpolate(x, size=(20, 20), mode="bilinear", align_corners=False), (4, 4, 4, 4))
+    images = (big.squeeze(1).clamp(0, 1) * 255).round().numpy().astype(np.uint8)
+    order = torch.randperm(len(d.target), generator=torch.Generator().manual_seed(1)).numpy()
+    n_test = len(order) // 5
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, idx in (("train", np.sort(order[n_test:])), ("t10k", np.sort(order[:n_test]))):
+        _idx(raw / f"{prefix}-images-idx3-ubyte", images[idx])
+        _idx(raw / f"{prefix}-labels-idx1-ubyte", d.target[idx].astype(np.uint8))
+    return root

@@ -2,11 +2,12 @@
 
 Per run: the Frankle & Carbin Figure-1 pair (lth_core.figures), the summary tables, where each kind falls
 off (benchmarks.falloff defines it), the config, package versions and commit. With several runs, an overview
-across domains heads the page. Plots are embedded as base64 PNG and there is no script or external link, so
-the file opens anywhere without a network. The page is rendered by jinja2 with autoescaping
-(templates/report.html.j2): every string read from a run folder is text on the page, never markup. The folders
-read are never written: the default output is report.html in the current folder, and an --out inside a run
-folder given is refused.
+across domains heads the page. Instability analyses among the sources (benchmarks.instability's folders) get
+a section of their own: the barrier against k per density and the metric along the paths. Plots are embedded
+as base64 PNG and there is no script or external link, so the file opens anywhere without a network. The page
+is rendered by jinja2 with autoescaping (templates/report.html.j2): every string read from a run folder is text
+on the page, never markup. The folders read are never written: the default output is report.html in the current
+folder, and an --out inside a run folder given is refused.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 from benchmarks.cli import OneLineParser, fail  # noqa: E402
 from benchmarks.falloff import DEFINITION, FallOff, falloffs  # noqa: E402
+from benchmarks.lmc_report import analysis_context, find_analyses  # noqa: E402
 from benchmarks.run_folders import Run, load_sources  # noqa: E402
 from benchmarks.significance import TEST, fmt_p, welch  # noqa: E402
 from lth_core.atomic import atomic_write_text  # noqa: E402
@@ -60,13 +62,13 @@ class ReportConfig:
         if not 0.0 < self.alpha < 1.0:
             raise UsageError(f"--alpha {self.alpha} must be in (0, 1)")
 
-    def output(self, runs: list[Run]) -> Path:
+    def output(self, runs: list[Run], analyses: list[Path] = []) -> Path:
         out = Path(self.out or "report.html")
         if out.is_dir():
             raise UsageError(f"--out {self.out!r} is a folder; give a file name such as {out / 'report.html'}")
         if out.parent.exists() and not out.parent.is_dir():
             raise UsageError(f"--out {self.out!r}: {out.parent} is a file, not a folder")
-        inside = [r.path for r in runs if out.resolve().is_relative_to(r.path)]
+        inside = [f for f in [*(r.path for r in runs), *analyses] if out.resolve().is_relative_to(f)]
         if inside:
             raise UsageError(
                 f"--out {self.out!r} lies inside the run folder {inside[0]}, which report only reads; "
@@ -364,30 +366,32 @@ TEMPLATES = jinja2.Environment(
 )
 
 
-def build_html(runs: list[Run], cfg: ReportConfig) -> str:
-    views = task_views(runs, cfg.falloff_tolerance)
-    if not views:
+def build_html(runs: list[Run], cfg: ReportConfig, analyses: list[Path] = []) -> str:
+    views = task_views(runs, cfg.falloff_tolerance) if runs else []
+    if not views and not analyses:
         raise UsageError("the runs given have no finished jobs yet; nothing to report")
-    adv = advantage_png(views)
+    adv = advantage_png(views) if views else None
     return TEMPLATES.get_template("report.html.j2").render(
         css=CSS,
         n_runs=len(runs),
         generated=time.strftime("%Y-%m-%d %H:%M:%S"),
         commits=sorted({str(r.meta.get("git_commit")) for r in runs}),
-        overview=overview(views),
+        overview=overview(views) if views else None,
         definition=DEFINITION.format(tol=cfg.falloff_tolerance),
         test=TEST,
         alpha=cfg.alpha,
         advantage=png(adv, "ticket advantage across tasks") if adv is not None else None,
         domains=list(dict.fromkeys(str(v.domain) for v in views)),
         views=[task_context(v, cfg) for v in views],
+        instability=[analysis_context(f, table, png) for f in analyses],
     )
 
 
 def write_report(cfg: ReportConfig) -> Path:
     runs = [r for side in load_sources(cfg.runs) for r in side]
-    out = cfg.output(runs)
-    page = build_html(runs, cfg)
+    analyses = find_analyses(cfg.runs)
+    out = cfg.output(runs, analyses)
+    page = build_html(runs, cfg, analyses)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, page)
     return out

@@ -105,11 +105,21 @@ def find_runs(source: str | Path) -> list[Run]:
     if not path.is_dir():
         raise UsageError(f"{str(source)!r} is a file, not a run folder (with run.json) or a folder of runs")
     if (path / "run.json").is_file():
-        return [load_run(path)]
+        return [] if is_analysis(path) else [load_run(path)]
     folders = sorted({p.parent for p in path.rglob("run.json")})
     if not folders:
         raise UsageError(f"{str(source)!r} is not a run folder (no run.json) and holds no run folders")
-    return [load_run(f) for f in folders]
+    return [load_run(f) for f in folders if not is_analysis(f)]
+
+
+def is_analysis(folder: Path) -> bool:
+    """An analysis folder (benchmarks.instability's), not an IMP run: its run.json names the analysis; it has no
+    results.csv and is read by its own section of the report (benchmarks/lmc_report.py)."""
+    try:
+        identity = RunStore.foreign(folder).meta().get("identity")
+    except UsageError:
+        return False  # load_run reports the damage
+    return isinstance(identity, dict) and "analysis" in identity
 
 
 def load_sources(sources: list[str]) -> list[list[Run]]:

@@ -130,14 +130,15 @@ class Adapter(ABC):
         its inputs, loss and optimizer). `model` is left as it was."""
         raise self.unsupported("measure the cost of a compacted model")
 
+    def recompute_norm_stats(self, weights: StateDict, batches: int, seed: int) -> StateDict:
+        """`weights` with the running statistics of every BatchNorm layer recomputed on `batches` training
+        batches of the data order `seed` gives (the rest unchanged; no BatchNorm = unchanged), for
+        `benchmarks.instability --bn recompute` (`lth_core.batchnorm.recompute` does the layers)."""
+        raise self.unsupported("recompute normalization statistics (it has no BatchNorm layers)")
+
     def capabilities(self) -> set[str]:
-        """Which optional capabilities this adapter overrides: 'evaluate', 'training_loss', 'input_shape',
-        'structure', 'compact', 'cost'."""
-        return {
-            name
-            for name in ("evaluate", "training_loss", "input_shape", "structure", "compact", "cost")
-            if getattr(type(self), name) is not getattr(Adapter, name)
-        }
+        """Which of the optional capabilities (`OPTIONAL`) this adapter overrides."""
+        return {name for name in OPTIONAL if getattr(type(self), name) is not getattr(Adapter, name)}
 
     def require(self, capability: str, why: str) -> None:
         """One line before anything runs when a requested analysis needs what this domain cannot do."""
@@ -146,3 +147,14 @@ class Adapter(ABC):
 
     def unsupported(self, what: str) -> Unsupported:
         return Unsupported(f"domain {self.domain!r} cannot {what}")
+
+
+OPTIONAL = (
+    "evaluate",
+    "training_loss",
+    "input_shape",
+    "structure",
+    "compact",
+    "cost",
+    "recompute_norm_stats",
+)  # the optional capabilities beyond training, as `Adapter.capabilities()` reports them

@@ -5,6 +5,8 @@ Every floating tensor of the state dict is interpolated, parameters and buffers 
 statistics are the same mix of the two ends as the weights (`bn = "interpolate"`; the paper's choice for its
 interpolations too). Integer buffers (BatchNorm's step counter) come from the nearer end. At alpha 0 and 1
 the path holds exact copies of the ends, so the ends score exactly as the trained networks do.
+`evaluate_path(..., prepare=f)` passes every point through `f` first (`bn = "recompute"`: the statistics
+recomputed on training batches, the ends included, so they score as the trained networks after that recompute).
 """
 
 from __future__ import annotations
@@ -76,13 +78,21 @@ def column(split: str, key: str) -> str:
 
 
 def evaluate_path(
-    evaluate: Evaluate, a: StateDict, b: StateDict, points: list[float], splits: tuple[str, ...]
+    evaluate: Evaluate,
+    a: StateDict,
+    b: StateDict,
+    points: list[float],
+    splits: tuple[str, ...],
+    prepare: Callable[[StateDict], StateDict] | None = None,
 ) -> list[dict[str, float]]:
-    """Per alpha: `evaluate` of the interpolated weights on each split, named by `column` (where two keys of a
-    split share a name, e.g. vision's 'val_loss' and 'loss' on 'val', which are one number, the first is kept)."""
+    """Per alpha: `evaluate` of the interpolated weights (through `prepare` where given) on each split, named
+    by `column` (where two keys of a split share a name, e.g. vision's 'val_loss' and 'loss' on 'val', which
+    are one number, the first is kept)."""
     rows = []
     for alpha in points:
         w = interpolate(a, b, alpha)
+        if prepare is not None:
+            w = prepare(w)
         row = {"alpha": alpha}
         for split in splits:
             for k, v in evaluate(w, split).items():

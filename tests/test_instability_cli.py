@@ -77,6 +77,30 @@ def test_ends_of_the_path_are_the_trained_copies_and_the_trajectory_is_the_runs(
     assert a["barrier"] == b["barrier"] and a["score_a"] == b["score_a"]
 
 
+def test_tickets_found_on_the_fly_are_those_of_the_same_run_passed_with_run(tmp_path, monkeypatch):
+    """--levels without --run runs IMP first (the preset's settings, no controls) in its own run folder under
+    --out, then analyses it as --run of that folder would: the same identity, and nothing trained twice."""
+    folder = analyse(["--levels", "0,2", "--rewind-steps", "0,10"], tmp_path)
+    (found,) = tmp_path.glob("toy-*")
+    meta = RunStore.foreign(found).meta()
+    assert meta["imp"]["levels"] == 2 and meta["imp"]["trials"] == 1 and meta["imp"]["controls"] == ""
+    results = pd.read_csv(found / "results.csv")
+    assert set(results["kind"]) == {"dense", "ticket"} and set(results["level"]) == {0, 1, 2}
+    table = pd.read_csv(folder / "instability.csv")
+    assert (table["status"] == "ok").all() and len(table) == 4
+    mask = RunStore.foreign(found).load_state(RunStore.mask_name(2, 0))
+    assert mask is not None
+    density = sum(int(m.sum()) for m in mask.values()) / sum(m.numel() for m in mask.values())
+    assert table[table["level"] == 2]["density"].iloc[0] == pytest.approx(density)
+
+    def refuse(self, job):
+        raise AssertionError(f"{job.key} trained again")
+
+    monkeypatch.setattr(ToyAdapter, "train", refuse)
+    assert analyse(["--run", str(found), "--levels", "0,2", "--rewind-steps", "0,10"], tmp_path) == folder
+    assert analyse(["--levels", "0,2", "--rewind-steps", "0,10"], tmp_path) == folder  # resumed, found again
+
+
 def test_resume_trains_nothing_twice(tmp_path, monkeypatch):
     first = analyse(["--rewind-steps", "0,20"], tmp_path)
     table = pd.read_csv(first / "instability.csv")
@@ -101,10 +125,26 @@ def test_vision_quick_tiny_budget(tmp_path):
     assert len(pd.read_csv(folder / "paths.csv")) == 2 * 4
 
 
+def test_vision_bn_recompute_is_recorded_and_names_its_own_folder(tmp_path):
+    args = ["--domain", "vision", "--dataset", "digits", "--model", "resnet20", "--iterations", "30"]
+    args += ["--eval-every", "10", "--batch-size", "32", "--rewind-steps", "0", "--alphas", "3", "--out", str(tmp_path)]
+    assert instability.main([*args, "--bn", "recompute", "--bn-batches", "4"]) == 0
+    assert instability.main(args) == 0
+    folders = {RunStore.foreign(f).meta()["analysis"]["bn"]: f for f in tmp_path.glob("instability-vision-*")}
+    assert set(folders) == {"recompute", "interpolate"}
+    rec, mix = (pd.read_csv(folders[m] / "instability.csv").iloc[0] for m in ("recompute", "interpolate"))
+    assert rec["bn"] == "recompute" and rec["bn_batches"] == 4 and mix["bn"] == "interpolate" and mix["bn_batches"] == 0
+    assert RunStore.foreign(folders["recompute"]).meta()["identity"]["settings"]["bn_batches"] == 4
+    assert "bn_batches" not in RunStore.foreign(folders["interpolate"]).meta()["identity"]["settings"]
+    # the same trained copies (the jobs do not depend on --bn); as trained they score alike under both modes
+    assert rec["trained_score_a"] == mix["trained_score_a"] == mix["score_a"]
+    assert rec["barrier"] != mix["barrier"] or rec["score_a"] != mix["score_a"]
+
+
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["--levels", "1"], "needs --run"),
+        (["--levels", "1", "--rate", "0.5"], "unrecognized arguments"),  # on-the-fly IMP: the preset's settings
         (["--alphas", "1"], "--alphas"),
         (["--threshold", "nan"], "--threshold"),
         (["--rewind-steps", "60"], "a step must be in [0, 60)"),
@@ -113,7 +153,8 @@ def test_vision_quick_tiny_budget(tmp_path):
         (["--rewind-steps", "x"], "not a finite step"),
         (["--rewind-steps", ","], "names no step"),
         (["--levels", "x"], "--levels"),
-        (["--bn", "recompute"], "invalid choice"),
+        (["--bn", "other"], "invalid choice"),
+        (["--bn", "recompute"], "cannot recompute normalization statistics"),
         (["--run", "nowhere"], "not a run folder"),
     ],
 )

@@ -23,7 +23,15 @@ def adapter():
 
 
 def test_the_adapter_offers_all_three_capabilities(adapter):
-    assert adapter.capabilities() == {"evaluate", "training_loss", "input_shape", "structure", "compact", "cost"}
+    assert adapter.capabilities() == {
+        "evaluate",
+        "training_loss",
+        "input_shape",
+        "structure",
+        "compact",
+        "cost",
+        "recompute_norm_stats",
+    }
 
 
 @pytest.mark.parametrize("batched", [False, True])

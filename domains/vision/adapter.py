@@ -1,5 +1,6 @@
 """The vision domain's seam to the engine: builds classifiers, names their prunable tensors, trains jobs, and
-offers the optional capabilities: evaluate arbitrary weights, a differentiable training loss, group families."""
+offers the optional capabilities: evaluate arbitrary weights, a differentiable training loss, group families,
+BatchNorm statistics recomputed for given weights."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from domains.vision.presets import PRESETS
 from domains.vision.structure import families
 from domains.vision.train import Batches, evaluate, train_job
 from lth_core.adapter import SPLITS, Adapter, Metric
+from lth_core.batchnorm import recompute
 from lth_core.compact_jobs import train_compacted
 from lth_core.compaction import shrink
 from lth_core.cost import measure_cost
@@ -119,6 +121,19 @@ class VisionAdapter(Adapter):
             x, y = data.train.x.index_select(0, idx).to(device), data.train.y.index_select(0, idx).to(device)
             losses.append(F.cross_entropy(model(x), y))
         return torch.stack(losses).mean()
+
+    def recompute_norm_stats(self, weights: StateDict, batches: int, seed: int) -> StateDict:
+        """BatchNorm statistics of `weights` averaged over training minibatches 0..batches-1 of the order `seed`
+        gives (no augmentation, as `training_loss`); a model without BatchNorm comes back unchanged."""
+        model = self.build(0)
+        model.load_state_dict(weights)
+        device = self.config.torch_device()
+        model.to(device)
+        data = self.data()
+        order = Batches(len(data.train), self.config.batch_size, seed)
+        inputs = (data.train.x.index_select(0, order(s).to(data.train.x.device)).to(device) for s in range(batches))
+        recompute(model, inputs, lambda m, x: m(x))
+        return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
     def input_shape(self) -> tuple[int, ...]:
         """One example of the dataset, channels first (what `build` is made for)."""
