@@ -26,11 +26,12 @@ from benchmarks.cli import OneLineParser, fail
 from benchmarks.run import parse as parse_run
 from benchmarks.run import run_plan
 from benchmarks.run_folders import Run, load_run
-from domains import domain_names
+from domains import DOMAINS, domain_names
 from lth_core.atomic import atomic_write_text
 from lth_core.config import opt
 from lth_core.errors import UsageError
 from lth_core.executors import EXECUTORS
+from lth_core.registry import Registry
 
 PROG = "python -m benchmarks.claims"
 
@@ -53,12 +54,12 @@ class ClaimsConfig:
     results: str = opt("results", "folder of run folders: a run already there is reused, else it runs there")
     executor: str = opt("local", "how each run's jobs are executed (as benchmarks.run --executor)", choices=EXECUTORS)
 
-    def chosen(self) -> list[Claim]:
-        domains = ["all", *domain_names()]
+    def chosen(self, registry: Registry[Claim] = CLAIMS, table: dict[str, str] = DOMAINS) -> list[Claim]:
+        domains = ["all", *domain_names(table)]
         if self.domain not in domains:
             raise UsageError(f"--domain {self.domain!r} is not one of {', '.join(domains)}")
-        names = [n.strip() for n in self.only.split(",") if n.strip()] or CLAIMS.registered()
-        claims = [CLAIMS.get(n) for n in names]
+        names = [n.strip() for n in self.only.split(",") if n.strip()] or registry.registered()
+        claims = [registry.get(n) for n in names]
         if self.domain != "all":
             claims = [c for c in claims if c.domains() == {self.domain}]
         if not claims:
@@ -95,21 +96,22 @@ def needed(claims: list[Claim], scale: str) -> dict[str, Recipe]:
     return {n: recipes[n] for n in order}
 
 
-def check_all(recipes: dict[str, Recipe], cfg: ClaimsConfig) -> None:
+def check_all(recipes: dict[str, Recipe], cfg: ClaimsConfig, table: dict[str, str] = DOMAINS) -> None:
     """Parse every run's flags before anything runs (a bad preset or flag is one line, nothing written)."""
     placeholders = {name: str(Path(cfg.results) / name) for name in recipes}
     for recipe in recipes.values():
-        parse_run([*recipe.argv(placeholders, cfg.results), "--executor", cfg.executor], recipe.domain, recipe.preset)
+        argv = [*recipe.argv(placeholders, cfg.results), "--executor", cfg.executor]
+        parse_run(argv, recipe.domain, recipe.preset, table)
 
 
-def run_all(recipes: dict[str, Recipe], cfg: ClaimsConfig) -> dict[str, str]:
+def run_all(recipes: dict[str, Recipe], cfg: ClaimsConfig, table: dict[str, str] = DOMAINS) -> dict[str, str]:
     """Run (or reuse) each recipe in order; returns need name -> run folder."""
     folders: dict[str, str] = {}
     for name, recipe in recipes.items():
         argv = [*recipe.argv(folders, cfg.results), "--executor", cfg.executor]
         started = time.perf_counter()
         print(f"[claims] {name}: python -m benchmarks.run {' '.join(argv)}", flush=True)
-        folders[name] = run_plan(parse_run(argv, recipe.domain, recipe.preset))
+        folders[name] = run_plan(parse_run(argv, recipe.domain, recipe.preset, table))
         print(f"[claims] {name}: {folders[name]} ({time.perf_counter() - started:.0f} s)", flush=True)
     return folders
 
@@ -164,28 +166,29 @@ def show(table: pd.DataFrame) -> None:
     Console(width=160).print(t)
 
 
-def parse(argv: list[str]) -> ClaimsConfig:
-    parser = OneLineParser(prog=PROG, description=__doc__, epilog=epilog())
+def parse(argv: list[str], registry: Registry[Claim] = CLAIMS) -> ClaimsConfig:
+    parser = OneLineParser(prog=PROG, description=__doc__, epilog=epilog(registry))
     parser.add_arguments(ClaimsConfig, dest="cfg")
     cfg: ClaimsConfig = parser.parse_args(argv).cfg
     return cfg
 
 
-def epilog() -> str:
-    return "claims:\n" + "\n".join(f"  {c.name:<28} {c.statement}" for c in map(CLAIMS.get, CLAIMS.registered()))
+def epilog(registry: Registry[Claim]) -> str:
+    return "claims:\n" + "\n".join(f"  {c.name:<28} {c.statement}" for c in map(registry.get, registry.registered()))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, registry: Registry[Claim] = CLAIMS, table: dict[str, str] = DOMAINS) -> int:
+    """Entry point; tests pass their own claim `registry` and domain `table` (as benchmarks.run's)."""
     started = time.perf_counter()
     try:
-        cfg = parse(list(sys.argv[1:] if argv is None else argv))
-        claims = cfg.chosen()
+        cfg = parse(list(sys.argv[1:] if argv is None else argv), registry)
+        claims = cfg.chosen(registry, table)
         recipes = needed(claims, cfg.scale)
-        check_all(recipes, cfg)
+        check_all(recipes, cfg, table)
         out = Path(cfg.out)
         if out.exists() and not out.is_dir():
             raise UsageError(f"--out {cfg.out!r} is a file, not a folder")
-        folders = run_all(recipes, cfg)
+        folders = run_all(recipes, cfg, table)
         table = judge(claims, folders)
     except UsageError as e:
         fail(str(e))
