@@ -62,3 +62,23 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and len(err.splitlines()) == 1 and message in err
     assert not out.exists() and not (tmp_path / "results").exists()
+
+
+def test_report_heads_its_page_with_the_verdicts(tmp_path: Path) -> None:
+    from benchmarks.report import main as report
+
+    argv = ["--results", str(tmp_path / "results"), "--out", str(tmp_path / "claims")]
+    assert main(argv, registry(), TOY) == 0
+    csv = tmp_path / "claims" / "claims.csv"
+    table = pd.read_csv(csv)
+    table.loc[0, "detail"] = "<script>alert(1)</script>"  # a claims table is data: escaped, never markup
+    table.to_csv(csv, index=False)
+    page = tmp_path / "report.html"
+    assert report([str(tmp_path / "results"), "--claims", str(tmp_path / "claims"), "--out", str(page)]) == 0
+    html = page.read_text()
+    claims = html[html.index("<h2>Claims</h2>") : html.index("<h2>Overview</h2>")]
+    assert "toy-match" in claims and table.loc[0, "verdict"] in claims
+    assert "&lt;script&gt;" in claims and "<script>" not in html
+    with pytest.raises(SystemExit) as e:
+        report([str(tmp_path / "results"), "--claims", str(tmp_path / "nowhere"), "--out", str(page)])
+    assert e.value.code == 2
