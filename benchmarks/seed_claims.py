@@ -220,30 +220,26 @@ def frankle2019_late_rewinding(runs: Mapping[str, Run]) -> Verdict:
     if why := _too_few(a, "dense", "ticket") or _too_few(b, "ticket"):
         return Verdict(UNSURE, "", WELCH, math.nan, "", why)
     ds = [d for d in a.densities("ticket") if d in b.densities("ticket")]
-    fail_diffs = [a.oriented(a.values("ticket", d), a.values("dense")) for d in ds]
-    fail_ps = corrected(fail_diffs)
-    fails = [d for d, x, p in zip(ds, fail_diffs, fail_ps) if not a.matches("ticket", d) and x.diff < 0 and p < ALPHA]
-    if not fails:
-        return Verdict(
-            FAILS,
-            "",
-            WELCH,
-            math.nan,
-            "",
-            "rewinding to 0 does not fail here (it matches, or not significantly below dense)",
-        )
-    fix = [b.oriented(b.values("ticket", d), a.values("ticket", d)) for d in fails]
+    short = [d for d in ds if not a.matches("ticket", d)]  # where the k=0 ticket falls outside the dense band
+    if not short:
+        return Verdict(FAILS, "", WELCH, math.nan, "", "rewinding to 0 matches dense at every density: nothing to fix")
+    below = [a.oriented(a.values("ticket", d), a.values("dense")) for d in short]
+    below_ps = corrected(below)
+    fails = [d for d, x, p in zip(short, below, below_ps) if x.diff < 0 and p < ALPHA]
+    fix = [b.oriented(b.values("ticket", d), a.values("ticket", d)) for d in short]
     fix_ps = corrected(fix)
-    good = [d for d, x, p in zip(fails, fix, fix_ps) if b.matches("ticket", d) and x.diff > 0 and p < ALPHA]
-    i = fails.index(min(good)) if good else len(fails) - 1
-    effect = f"k>0 ticket - k=0 ticket at {fails[i]:.1%}: {fix[i].text()}"
+    matched = [d for d in short if b.matches("ticket", d)]
+    good = [d for d, x, p in zip(short, fix, fix_ps) if d in fails and d in matched and x.diff > 0 and p < ALPHA]
+    i = short.index(min(good)) if good else len(short) - 1
+    effect = f"k>0 ticket - k=0 ticket at {short[i]:.1%}: {fix[i].text()}"
+    where = f"k=0 outside the dense band at {span(short)}, significantly below dense at {span(fails) or 'none'}"
     if good:
-        return Verdict(HOLDS, effect, WELCH, fix_ps[i], span(good), f"k=0 fails at {span(fails)}")
-    if not any(b.matches("ticket", d) for d in fails):
+        return Verdict(HOLDS, effect, WELCH, fix_ps[i], span(good), where)
+    if not matched:
         return Verdict(
-            FAILS, effect, WELCH, fix_ps[i], "", "where k=0 fails, the k>0 ticket does not match dense either"
+            FAILS, effect, WELCH, fix_ps[i], "", f"{where}; the k>0 ticket does not match dense there either"
         )
-    return Verdict(UNSURE, effect, WELCH, fix_ps[i], "", "k>0 matches where k=0 fails, but not significantly above it")
+    return Verdict(UNSURE, effect, WELCH, fix_ps[i], "", f"{where}; k>0 matches at {span(matched)}, not significantly")
 
 
 def _beats_controls(t: Table, densities: list[float], what: str) -> Verdict:

@@ -91,6 +91,9 @@ def test_frankle2019_late_rewinding() -> None:
     assert verdict("frankle2019-late-rewinding", rewind_0=matches, rewind_k=matches) == FAILS
     # late rewinding fails as well
     assert verdict("frankle2019-late-rewinding", rewind_0=fails_at_0, rewind_k=fails_at_0) == FAILS
+    # k=0 a little below dense and noisy: outside the band, but not significantly below it
+    noisy_0 = run({"ticket": [0.89, 0.88, 0.87, 0.86, 0.85]}, noise=0.03)
+    assert verdict("frankle2019-late-rewinding", rewind_0=noisy_0, rewind_k=matches) == UNSURE
 
 
 @pytest.mark.parametrize("name,need", [("morcos2019-transfer", "transfer"), ("yu2020-rl", "rl")])
