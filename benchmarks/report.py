@@ -55,6 +55,7 @@ class ReportConfig:
         0.02, "a kind matches the dense network while its mean is within this fraction of |dense mean|"
     )
     alpha: float = opt(0.05, "significance level shown beside ticket-vs-control differences")
+    claims: str = opt("", "a folder written by benchmarks.claims (its claims.csv): the verdicts head the page")
 
     def validate(self) -> None:
         if not 0.0 <= self.falloff_tolerance < 1.0:
@@ -366,6 +367,26 @@ TEMPLATES = jinja2.Environment(
 )
 
 
+CLAIM_COLUMNS = ["claim", "verdict", "effect", "p", "holds_at", "detail", "source"]
+
+
+def claims_table(folder: str) -> dict | None:
+    """The verdict table of a benchmarks.claims folder (read only), or None when no folder is given."""
+    if not folder:
+        return None
+    csv = Path(folder) / "claims.csv"
+    try:
+        df = pd.read_csv(csv, keep_default_na=False)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise UsageError(f"--claims {folder!r}: {csv} is not a readable claims table ({type(e).__name__})") from None
+    missing = [c for c in CLAIM_COLUMNS if c not in df.columns]
+    if missing:
+        raise UsageError(f"--claims {folder!r}: {csv} lacks the columns {missing}")
+    p = pd.to_numeric(df["p"], errors="coerce")
+    df["p"] = ["" if math.isnan(v) else (f"{v:.2g}" if v >= 1e-3 else f"{v:.0e}") for v in p]
+    return table(df[CLAIM_COLUMNS])
+
+
 def build_html(runs: list[Run], cfg: ReportConfig, analyses: list[Path] = []) -> str:
     views = task_views(runs, cfg.falloff_tolerance) if runs else []
     if not views and not analyses:
@@ -377,6 +398,7 @@ def build_html(runs: list[Run], cfg: ReportConfig, analyses: list[Path] = []) ->
         generated=time.strftime("%Y-%m-%d %H:%M:%S"),
         commits=sorted({str(r.meta.get("git_commit")) for r in runs}),
         overview=overview(views) if views else None,
+        claims=claims_table(cfg.claims),
         definition=DEFINITION.format(tol=cfg.falloff_tolerance),
         test=TEST,
         alpha=cfg.alpha,
