@@ -124,12 +124,17 @@ class Adapter(ABC):
         standard layers; a domain fixes what its own modules carry)."""
         raise self.unsupported("compact a structured ticket (remove neurons, channels, heads)")
 
+    def step_flops(self, mask: Mapping[str, Tensor] | None) -> float:
+        """FLOPs of one training step under `mask` (None = dense), forward and backward, counting only the kept
+        weights: the unit of the `train_flops` and `discovery_flops` columns."""
+        raise self.unsupported("count the FLOPs of a training step")
+
     def capabilities(self) -> set[str]:
         """Which optional capabilities this adapter overrides: 'evaluate', 'training_loss', 'input_shape',
-        'structure', 'compact'."""
+        'structure', 'compact', 'step_flops'."""
         return {
             name
-            for name in ("evaluate", "training_loss", "input_shape", "structure", "compact")
+            for name in ("evaluate", "training_loss", "input_shape", "structure", "compact", "step_flops")
             if getattr(type(self), name) is not getattr(Adapter, name)
         }
 

@@ -23,7 +23,7 @@ def adapter():
 
 
 def test_the_adapter_offers_all_three_capabilities(adapter):
-    assert adapter.capabilities() == {"evaluate", "training_loss", "input_shape", "structure"}
+    assert adapter.capabilities() == {"evaluate", "training_loss", "input_shape", "structure", "step_flops"}
 
 
 @pytest.mark.parametrize("batched", [False, True])
