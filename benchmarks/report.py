@@ -29,6 +29,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 from benchmarks.cli import OneLineParser, fail  # noqa: E402
+from benchmarks.cost import cost_png, shown, totals  # noqa: E402
 from benchmarks.falloff import DEFINITION, FallOff, falloffs  # noqa: E402
 from benchmarks.run_folders import Run, load_sources  # noqa: E402
 from benchmarks.significance import TEST, fmt_p, welch  # noqa: E402
@@ -369,6 +370,7 @@ def build_html(runs: list[Run], cfg: ReportConfig) -> str:
     if not views:
         raise UsageError("the runs given have no finished jobs yet; nothing to report")
     adv = advantage_png(views)
+    cost_fig = cost_png(runs)
     return TEMPLATES.get_template("report.html.j2").render(
         css=CSS,
         n_runs=len(runs),
@@ -379,6 +381,9 @@ def build_html(runs: list[Run], cfg: ReportConfig) -> str:
         test=TEST,
         alpha=cfg.alpha,
         advantage=png(adv, "ticket advantage across tasks") if adv is not None else None,
+        cost={"figure": png(cost_fig, "score against discovery cost"), "totals": table(shown(totals(runs)))}
+        if cost_fig is not None
+        else None,
         domains=list(dict.fromkeys(str(v.domain) for v in views)),
         views=[task_context(v, cfg) for v in views],
     )

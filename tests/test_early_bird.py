@@ -188,3 +188,21 @@ def test_resume_after_a_kill_at_the_early_bird_point_gives_the_same_ticket(tmp_p
     assert (folder / "state" / "captured-L01-t0.pt").exists() and not (folder / "jobs" / "L00-dense-t0.json").exists()
     assert run(tmp_path / "run", params=EPS) == folder
     assert_same_run(reference, folder)
+
+
+def test_compare_and_report_put_imp_and_early_bird_side_by_side_on_score_and_discovery_cost(tmp_path, capsys):
+    from benchmarks import compare, report
+
+    imp, eb = run(tmp_path / "a", schedule="iterative", levels=2), run(tmp_path / "b", levels=2, params=EPS)
+    assert compare.main([str(imp), str(eb), "--format", "md"]) == 0
+    md = capsys.readouterr().out
+    assert "## Ticket score and discovery steps" in md and "## Total discovery cost" in md
+    assert f"{imp.name} iterative steps" in md and f"{eb.name} early_bird steps" in md
+    totals = compare.totals([compare.load_sources([str(p)])[0][0] for p in (imp, eb)]).set_index("schedule")
+    steps = totals["total discovery steps"]
+    assert (
+        steps["iterative"] == 2 * TOY.steps and steps["early_bird"] == rows(eb).loc[(0, "dense"), "steps"] < TOY.steps
+    )
+    assert compare.main([str(imp), str(eb), "--value", "discovery_steps", "--format", "csv"]) == 0
+    assert report.main([str(imp), str(eb), "--out", str(tmp_path / "r.html")]) == 0
+    assert "Score against the cost of finding the ticket" in (tmp_path / "r.html").read_text()
