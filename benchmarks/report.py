@@ -370,7 +370,8 @@ def build_html(runs: list[Run], cfg: ReportConfig) -> str:
     if not views:
         raise UsageError("the runs given have no finished jobs yet; nothing to report")
     adv = advantage_png(views)
-    cost_fig = cost_png(runs)
+    schedules = {str(r.meta.get("imp", {}).get("schedule")) for r in runs}
+    cost_fig = cost_png(runs) if len(schedules) > 1 else None  # e.g. an IMP run beside an early-bird run
     return TEMPLATES.get_template("report.html.j2").render(
         css=CSS,
         n_runs=len(runs),
