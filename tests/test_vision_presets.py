@@ -23,6 +23,7 @@ PAPER_PRESETS = [
     "stabilizing-resnet20",
     "stabilizing-vgg19",
     "morcos2019-transfer",
+    "you2020-earlybird",
 ]
 
 
@@ -74,7 +75,7 @@ def run_folder(out: Path) -> Path:
 
 
 def test_presets_cover_the_papers_and_set_valid_values(data_dir):
-    assert set(PAPER_PRESETS) | {"quick", "criteria-quick"} == set(VisionAdapter.presets)
+    assert set(PAPER_PRESETS) | {"quick", "criteria-quick", "earlybird-quick"} == set(VisionAdapter.presets)
     for name, p in VisionAdapter.presets.items():
         cfg = apply(VisionAdapter.Config(data_dir=str(data_dir)), p.domain)
         imp = apply(ImpConfig(), p.imp)
