@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.cli import OneLineParser, fail
+from benchmarks.cost import shown, side_by_side, totals
 from benchmarks.run_folders import Run, load_sources
 from benchmarks.significance import TEST, Test, fmt_p, holm, welch
 from lth_core.config import opt
@@ -36,8 +37,13 @@ from lth_core.registry import Registry
 from lth_core.tables import kind_order
 
 PROG = "python -m benchmarks.compare"
-VALUES = ("score", "final_score")
-VALUE_HELP = {"score": "test metric at the early-stop step", "final_score": "test metric at the end of training"}
+VALUES = ("score", "final_score", "discovery_steps", "discovery_flops")
+VALUE_HELP = {
+    "score": "test metric at the early-stop step",
+    "final_score": "test metric at the end of training",
+    "discovery_steps": "training steps spent to find the ticket (lower is cheaper)",
+    "discovery_flops": "training FLOPs spent to find the ticket (lower is cheaper)",
+}
 CELL = ["domain", "task", "kind", "density"]
 FORMATS: Registry[Callable[["Comparison", TextIO], None]] = Registry("format")
 CORRECTIONS: Registry[Callable[[list[float]], list[float]]] = Registry("correction")
@@ -61,7 +67,9 @@ class CompareConfig:
         choices=FORMATS,
     )
     value: str = opt(
-        "score", "which column to compare: score (test metric at early stop) or final_score", choices=VALUES
+        "score",
+        "which column to compare: score (test metric at early stop), final_score, discovery_steps or discovery_flops",
+        choices=VALUES,
     )
     alpha: float = opt(0.05, "significance level of Welch's t-test")
     tolerance: float = opt(0.0, "differences up to this size (metric units) never count as better or worse")
@@ -150,6 +158,9 @@ def side_rows(side: Side, value: str) -> pd.DataFrame:
             "give the run folders themselves"
         )
     frames = [r.results.assign(run=r.name) for r in side.runs]
+    lacking = [r.name for r in side.runs if value not in r.results.columns]
+    if lacking:
+        raise UsageError(f"run {lacking[0]} of {side.source!r} has no column {value!r} (made before it existed)")
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     cols = ["domain", "task", "metric", "higher_is_better", "kind", "density", "run", "status"]
     df = df[cols + [value]].rename(columns={value: "value"})
@@ -503,6 +514,16 @@ def gate_message(comp: Comparison) -> tuple[int, str]:
     )
 
 
+def cost_views(comp: Comparison) -> list[tuple[str, pd.DataFrame]]:
+    """Ticket score beside the cost of finding it, and each run's total (benchmarks/cost.py); none where no
+    run has the cost columns."""
+    runs = [r for s in comp.sides for r in s.runs]
+    wide, tot = side_by_side(runs), totals(runs)
+    if wide.empty:
+        return []
+    return [("Ticket score and discovery steps", wide), ("Total discovery cost", shown(tot))]
+
+
 @FORMATS.register("table")
 def render_table(comp: Comparison, out: TextIO) -> None:
     console = Console(file=out, width=None if out.isatty() else 200)
@@ -517,6 +538,13 @@ def render_table(comp: Comparison, out: TextIO) -> None:
         console.print(table)
     for n in comp.notes:
         console.print(f"• {n}", highlight=False, markup=False)
+    for title, df in cost_views(comp):
+        table = Table(title=title, title_justify="left")
+        for col in df.columns:
+            table.add_column(str(col))
+        for _, row in df.iterrows():
+            table.add_row(*[str(v) for v in row])
+        console.print(table)
 
 
 @FORMATS.register("md")
@@ -530,6 +558,8 @@ def render_md(comp: Comparison, out: TextIO) -> None:
         parts += [f"## {title}\n", df.to_markdown(index=False, disable_numparse=True), ""]
     if comp.notes:
         parts += ["## Not compared and notes\n", *[f"- {n}" for n in comp.notes], ""]
+    for title, df in cost_views(comp):
+        parts += [f"## {title}\n", df.to_markdown(index=False, disable_numparse=True), ""]
     out.write("\n".join(parts) + "\n")
 
 

@@ -30,6 +30,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 from benchmarks.cli import OneLineParser, fail  # noqa: E402
+from benchmarks.cost import cost_png, shown, totals  # noqa: E402
 from benchmarks.falloff import DEFINITION, FallOff, falloffs  # noqa: E402
 from benchmarks.lmc_report import analysis_context, find_analyses  # noqa: E402
 from benchmarks.run_folders import Run, load_sources  # noqa: E402
@@ -392,6 +393,8 @@ def build_html(runs: list[Run], cfg: ReportConfig, analyses: list[Path] = []) ->
     if not views and not analyses:
         raise UsageError("the runs given have no finished jobs yet; nothing to report")
     adv = advantage_png(views) if views else None
+    schedules = {str(r.meta.get("imp", {}).get("schedule")) for r in runs}
+    cost_fig = cost_png(runs) if len(schedules) > 1 else None  # e.g. an IMP run beside an early-bird run
     return TEMPLATES.get_template("report.html.j2").render(
         css=CSS,
         n_runs=len(runs),
@@ -403,6 +406,9 @@ def build_html(runs: list[Run], cfg: ReportConfig, analyses: list[Path] = []) ->
         test=TEST,
         alpha=cfg.alpha,
         advantage=png(adv, "ticket advantage across tasks") if adv is not None else None,
+        cost={"figure": png(cost_fig, "score against discovery cost"), "totals": table(shown(totals(runs)))}
+        if cost_fig is not None
+        else None,
         domains=list(dict.fromkeys(str(v.domain) for v in views)),
         views=[task_context(v, cfg) for v in views],
         instability=[analysis_context(f, table, png) for f in analyses],

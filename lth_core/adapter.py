@@ -136,6 +136,11 @@ class Adapter(ABC):
         `benchmarks.instability --bn recompute` (`lth_core.batchnorm.recompute` does the layers)."""
         raise self.unsupported("recompute normalization statistics (it has no BatchNorm layers)")
 
+    def step_flops(self, mask: Mapping[str, Tensor] | None) -> float:
+        """FLOPs of one training step under `mask` (None = dense), forward and backward, counting only the kept
+        weights: the unit of the `train_flops` and `discovery_flops` columns."""
+        raise self.unsupported("count the FLOPs of a training step")
+
     def capabilities(self) -> set[str]:
         """Which of the optional capabilities (`OPTIONAL`) this adapter overrides."""
         return {name for name in OPTIONAL if getattr(type(self), name) is not getattr(Adapter, name)}
@@ -157,4 +162,5 @@ OPTIONAL = (
     "compact",
     "cost",
     "recompute_norm_stats",
+    "step_flops",
 )  # the optional capabilities beyond training, as `Adapter.capabilities()` reports them

@@ -293,4 +293,5 @@ class RunOptions:
 
 
 from lth_core import criteria as _criteria  # noqa: E402,F401  (registers SNIP, GraSP, SynFlow, magnitude_init)
+from lth_core import early_bird_schedule as _early_bird  # noqa: E402,F401  (registers the early_bird schedule)
 from lth_core import structured as _structured  # noqa: E402,F401  (registers the structured strategies)

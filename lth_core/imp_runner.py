@@ -32,6 +32,8 @@ from lth_core.config import (
     parse_overrides,
 )
 from lth_core.controls import ControlInput
+from lth_core.early_bird import EarlyBirdSpec, Target
+from lth_core.early_bird_files import save_early_bird
 from lth_core.errors import UsageError
 from lth_core.executors import EXECUTORS, AdapterFactory
 from lth_core.job import Job, Outcome, StateDict
@@ -43,6 +45,7 @@ from lth_core.store import RunStore
 from lth_core.strategies import PruneStep, ScoringHook, Strategy, global_names, resolve_rates
 from lth_core.structured import StructuredCosts, check_compact, families_for, job_keep
 from lth_core.tables import write_tables
+from lth_core.ticket_cost import discovery
 
 DENSE = "dense"
 TICKET = "ticket"
@@ -203,6 +206,8 @@ class ImpRunner:
         if imp.compact:
             check_compact(adapter, self.strategy, imp.strategy)
         self.costs = StructuredCosts(adapter, self.families)  # measured speed-ups of structured rows
+        if self.schedule.watched(0, imp.levels) and self.strategy.needs:
+            raise UsageError(f"--schedule {imp.schedule} draws masks in training; --strategy {imp.strategy} needs data")
         del model
         self.controls = imp.control_names()
         self.source = TicketSource(options.ticket_from, adapter, imp, self.arch_hash) if options.ticket_from else None
@@ -283,7 +288,7 @@ class ImpRunner:
             else None
         )
         rewind = self.rewind_weights(store, trial) if self._has_rewind(store, trial) else None
-        state = self.source_weights(store, src, trial)
+        state = self.source_weights(store, src, trial, level)
         return PruneStep(
             weights=self._prunable_weights(state),
             mask=self.mask_for(store, src.mask_level, trial),
@@ -297,8 +302,13 @@ class ImpRunner:
             families=self.families,
         )
 
-    def source_weights(self, store: RunStore, src: Source, trial: int) -> StateDict:
-        """The weights a schedule's pruning step starts from."""
+    def source_weights(self, store: RunStore, src: Source, trial: int, level: int = 0) -> StateDict:
+        """The weights level `level`'s pruning step starts from."""
+        if src.weights == "captured":
+            kept = store.load_state(store.captured_name(level, trial))
+            if kept is None:
+                raise RuntimeError(f"weights captured for level {level} trial {trial} are missing")
+            return kept
         if src.weights == "initial":
             return self.init_weights(store, trial)
         if src.weights == "rewind":
@@ -306,7 +316,7 @@ class ImpRunner:
         if src.weights != "final":
             raise RuntimeError(
                 f"schedule {self.imp.schedule!r} asks for {src.weights!r} weights; the runner has 'final', "
-                "'initial' and 'rewind'"
+                "'initial', 'rewind' and 'captured'"
             )
         trained = store.load_state(store.final_name(src.level, trial))
         if trained is None:
@@ -344,11 +354,12 @@ class ImpRunner:
                     budget=self.budget,
                     capture_steps=(self.rewind,),
                     keep_final_weights=keep_final,
+                    early_bird=self.early_bird_spec(level, t),
                 )
                 if (
                     not self._done(store, job.key, final_name)
                     or self._ok(store, job.key)
-                    and not self._has_rewind(store, t)
+                    and not (self._has_rewind(store, t) and self._has_captured(store, level, t))
                 ):
                     jobs.append(job)
                 continue
@@ -400,6 +411,27 @@ class ImpRunner:
                     )
                 )
         return jobs
+
+    def early_bird_spec(self, level: int, trial: int) -> EarlyBirdSpec | None:
+        """The watch of the levels this training's weights are captured for (None where none is)."""
+        watched = [] if self.source is not None else self.schedule.watched(level, self.imp.levels)
+        if not watched:
+            return None
+        return EarlyBirdSpec(
+            strategy=self.imp.strategy,
+            params=dict(self.imp.params.get(self.imp.strategy, {})),
+            names=tuple(self.shapes),
+            global_names=self.global_names,
+            targets=tuple(
+                Target(n, self.schedule.rates(n, self.rates), derived_seed(self.imp.seed, n, trial)) for n in watched
+            ),
+            window=int(getattr(self.schedule, "window", 5)),
+            epsilon=float(getattr(self.schedule, "epsilon", 0.1)),
+        )
+
+    def _has_captured(self, store: RunStore, level: int, trial: int) -> bool:
+        names = [store.captured_name(n, trial) for n in self.schedule.watched(level, self.imp.levels)]
+        return self.source is not None or all(store.state_path(n).exists() for n in names)
 
     def _ranking(self, store: RunStore, level: int, trial: int):
         """The ticket's step again, for controls that read its scores (drawn only when one asks)."""
@@ -470,11 +502,38 @@ class ImpRunner:
             row.setdefault(k, v)
         return row
 
+    def cost(self, store: RunStore, job: Job, out: Outcome, row: dict[str, Any]) -> dict[str, Any]:
+        """The early-bird columns and what finding this row's ticket cost (lth_core/ticket_cost.py)."""
+        per_step = self.adapter.step_flops(job.mask) if "step_flops" in self.adapter.capabilities() else None
+        extra: dict[str, Any] = {"train_flops": None if per_step is None else per_step * out.steps}
+        eb = out.early_bird
+        if eb is not None:  # a watched training: where it stopped, and whether every level was declared
+            extra["eb_declared"] = all(s is not None for s in eb.declared.values())
+            extra["eb_step"] = (job.start_step + out.steps) if extra["eb_declared"] else None
+        src = self.schedule.source(job.level) if job.level else None
+        if src is not None and src.weights == "captured":
+            watch = store.record(store.job_key(src.level, DENSE if src.level == 0 else TICKET, job.trial)) or {}
+            at = watch.get("early_bird", {}).get("declared", {}).get(str(job.level))
+            extra["eb_step"], extra["eb_declared"] = at, at is not None
+        if self.source is not None or out.status != "ok":
+            return {**extra, "discovery_steps": None, "discovery_flops": None}
+
+        def level_row(level: int) -> dict[str, Any] | None:
+            if level == job.level and job.kind in (DENSE, TICKET):
+                return {**row, **extra}
+            rec = store.record(store.job_key(level, DENSE if level == 0 else TICKET, job.trial))
+            return None if rec is None else rec["row"]
+
+        steps, flops = discovery(job.level, self.schedule, level_row, self.rewind, extra.get("eb_step"))
+        return {**extra, "discovery_steps": steps, "discovery_flops": flops}
+
     def store_outcome(self, store: RunStore, job: Job, out: Outcome) -> None:
         """State first, record last: the record is the commit marker of a finished job."""
         if out.status == "ok":
             if job.keep_final_weights and out.final_weights is not None:
                 store.save_state(store.final_name(job.level, job.trial), out.final_weights)
+            if out.early_bird is not None:  # before the record: a kill between leaves the job to train again
+                save_early_bird(store, job, out.early_bird)
             if job.kind == DENSE and self.source is None:
                 rewind = out.captured.get(self.rewind, job.weights if self.rewind == 0 else None)
                 if rewind is None:
@@ -483,7 +542,12 @@ class ImpRunner:
         curve = [p.__dict__ for p in out.curve]
         prev = store.record(job.key)
         tries = attempts(prev) + 1 if prev is not None and prev["row"]["status"] != "ok" else 1
-        record: dict[str, Any] = {"row": {**self.row(job, out), "attempts": tries}, "curve": curve}
+        row = self.row(job, out)
+        row.update(self.cost(store, job, out, row))
+        record: dict[str, Any] = {"row": {**row, "attempts": tries}, "curve": curve}
+        if out.early_bird is not None:
+            eb = out.early_bird
+            record["early_bird"] = {"steps": eb.steps, "declared": {str(k): v for k, v in eb.declared.items()}}
         if job.mask is not None:  # kept / total per tensor: densities.csv, and layer collapse in the summary
             mask = Mask(job.mask)
             record["tensors"] = {n: [k, mask.sizes()[n]] for n, k in mask.kept().items()}

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from lth_core.early_bird import EarlyBirdResult, EarlyBirdSpec
 
 StateDict = dict[str, Tensor]
 
@@ -27,6 +30,7 @@ class Job:
     keep_final_weights: bool = False  # tickets feed the next level's pruning
     data_seed: int | None = None  # data order / augmentation / exploration; None = `seed` (the default)
     keep: dict[str, Tensor] | None = None  # group keeps of a structured mask: train compacted (--compact)
+    early_bird: EarlyBirdSpec | None = None  # watch the masks of later levels; stop once they are declared
 
     @property
     def order_seed(self) -> int:
@@ -65,6 +69,7 @@ class Outcome:
     status: str = "ok"  # "ok" | "diverged" | "failed"
     wall_seconds: float = 0.0  # set by the executor around the whole training
     error: str = ""
+    early_bird: EarlyBirdResult | None = None  # the watch's masks distances, declared steps and weights
 
     @classmethod
     def failed(cls, status: str, error: str) -> "Outcome":

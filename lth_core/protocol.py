@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from lth_core.early_bird import EarlyBirdWatch
 from lth_core.early_stop import EarlyStopTracker
 from lth_core.errors import Diverged
 from lth_core.job import Job, Outcome, StateDict
@@ -63,6 +64,8 @@ class JobProtocol:
     step, or the first step at or past each point for loops that move in strides), then `finish(step)`.
 
     `test_curve`: also read the test metric at every evaluation (a curve for plots; nothing selects on it).
+    A job with `early_bird` is watched at each evaluation (lth_core/early_bird.py); once `stopped`, the loop
+    stops where it is and calls `finish` there.
     """
 
     def __init__(
@@ -75,6 +78,12 @@ class JobProtocol:
         self.captured: dict[int, StateDict] = {}
         self.best_state: StateDict | None = None
         self.last_eval = -1
+        self.watch = EarlyBirdWatch(job.early_bird, job.weights) if job.early_bird is not None else None
+
+    @property
+    def stopped(self) -> bool:
+        """Stop now: every early-bird target is declared (and the rewind captures are taken)."""
+        return self.watch is not None and self.watch.done and not self.captures
 
     @property
     def next_step(self) -> int | None:
@@ -110,6 +119,8 @@ class JobProtocol:
         test = self.trainee.test() if self.test_curve else None
         if self.tracker.observe(step, val, test=test, **point_extras) and not self.test_curve:
             self.best_state = self.trainee.weights()
+        if self.watch is not None:
+            self.watch.observe(step, self.trainee.weights(), may_declare=not self.captures)
         self.last_eval = step
 
     def finish(self, step: int, extras: dict[str, Any] | None = None) -> Outcome:
@@ -139,4 +150,5 @@ class JobProtocol:
             final_weights=final_weights,
             captured=self.captured,
             extras=dict(extras or {}),
+            early_bird=self.watch.result if self.watch is not None else None,
         )

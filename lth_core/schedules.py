@@ -4,7 +4,7 @@ Level 0 trains the dense network. For each level L >= 1 the schedule says where 
 (`source`: which weights, and which level's mask it prunes further) and at which rates (`rates`); from that
 the runner knows which levels' trained weights must be kept (`keeps_final`). A schedule that prunes from the
 initial weights (`at_init`) is one class returning `Source("initial")`; one that prunes from weights taken
-during a training (`early_bird`) adds a source kind for captured weights beside "final" and "initial".
+during a training (`early_bird`, lth_core/early_bird_schedule.py) returns `Source("captured")`.
 As a dataclass a schedule's `opt(...)` fields are its parameters (flags `--<name>-<field>`).
 """
 
@@ -15,14 +15,15 @@ from typing import Mapping
 
 from lth_core.components import Component, ComponentRegistry
 
-SOURCES = ("final", "initial", "rewind")  # the weight kinds the runner resolves
+SOURCES = ("final", "initial", "rewind", "captured")  # the weight kinds the runner resolves
 
 
 @dataclass(frozen=True)
 class Source:
     """Where level L's pruning step starts."""
 
-    weights: str  # "final": the trained weights of `level`; "initial" / "rewind": the trial's initial / rewind weights
+    weights: str  # "final": the trained weights of `level`; "initial" / "rewind": the trial's initial / rewind weights;
+    # "captured": the weights the training of `level` had where this level's early-bird mask was declared
     level: int = 0  # whose trained weights, for "final"
     mask_level: int = 0  # the level whose mask is pruned further (0 = the full mask)
 
@@ -39,6 +40,10 @@ class Schedule(Component):
         """Whether the trained weights of `level` are pruned from by a later level of a run of `levels`."""
         later = (self.source(n) for n in range(level + 1, levels + 1))
         return any(s.weights == "final" and s.level == level for s in later)
+
+    def watched(self, level: int, levels: int) -> list[int]:
+        """The later levels whose ticket is drawn from weights captured during the training of `level`."""
+        return [n for n in range(level + 1, levels + 1) if self.source(n) == Source("captured", level, 0)]
 
 
 SCHEDULES = ComponentRegistry("schedule")

@@ -90,6 +90,16 @@ class RunStore:
         """Trained weights of a level's ticket (or dense run), which the next level prunes."""
         return f"final-L{level:02d}-t{trial}"
 
+    @staticmethod
+    def captured_name(level: int, trial: int) -> str:
+        """The weights level `level`'s ticket is pruned from, taken during an earlier training (early bird)."""
+        return f"captured-L{level:02d}-t{trial}"
+
+    @staticmethod
+    def distances_name(key: str, level: int) -> str:
+        """The mask-distance matrix of training `key`'s evaluation points, for level `level`'s mask (csv)."""
+        return f"early_bird/{key}-L{level:02d}.csv"
+
     @classmethod
     def foreign(cls, path: Path) -> "RunStore":
         """Another run's folder, only read: never locked, written or repaired."""

@@ -139,6 +139,11 @@ PINNED = {
     ("nlp", "quick"): "20867a980a4c5d3d92bf4dcd78eff43cea4432e007905568c9ed6ec065fac6b8",
     ("nlp", "yu2020-wikitext2"): "a0c71747b1c0e819f5e50f156bfd787491a6852551efcd41cd7cbd833d7c51d0",
     ("nlp", "yu2020-wmt14"): "09052ac71a31c5eed7183831b776efcc5467f32ca60aa28ac2d2320eeefe96d2",
+    # the early-bird presets (issue 16), new: the vision and rl ones are the folders of the measured runs
+    ("vision", "earlybird-quick"): "ee7da16e0b4907ca8cf17a67263e377c4786cb8c55a233becfa6a80f16c619bb",
+    ("vision", "you2020-earlybird"): "a8b1b161d41b2828812d397b37aac63e5cfb36d955342803233ca4af4e72fb21",
+    ("rl", "earlybird-quick"): "c9908e5915aa98abc645a9ec9a8ccea8cbeddbd0e7c3029904e4fbc7d3d8bad4",
+    ("nlp", "earlybird-quick"): "e4cac7b07786f513147bd37a44f92a680c344a84e343cbe60c91f4dda6de33d8",
 }
 
 

@@ -31,6 +31,7 @@ def test_the_adapter_offers_all_three_capabilities(adapter):
         "compact",
         "cost",
         "recompute_norm_stats",
+        "step_flops",
     }
 
 

@@ -137,8 +137,11 @@ class ToyAdapter(Adapter):
         )
         g = torch.Generator().manual_seed(job.order_seed)
         x, y = self.train_set
+        step = job.start_step
         for step in range(job.start_step, job.budget):
             protocol.reached(step)
+            if protocol.stopped:  # early bird: every watched level declared
+                break
             idx = torch.randint(0, len(x), (32,), generator=g)
             loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
             if step == self.config.nan_at:
@@ -149,11 +152,13 @@ class ToyAdapter(Adapter):
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt_.step()
-        protocol.reached(job.budget)
+        else:
+            step = job.budget
+            protocol.reached(step)
         if hold:
             hold.assert_held()
             hold.release()
-        return protocol.finish(job.budget)
+        return protocol.finish(step)
 
     def evaluate(self, weights, split: str) -> dict[str, float]:
         model = self.build(0)

@@ -62,6 +62,17 @@ _add(
 
 _add(
     Preset(
+        "earlybird-quick",
+        "early-bird tickets (You et al. 2020) on the `quick` translation task: the dense training validated every "
+        "20 updates, where each level's layerwise magnitude mask at density 0.5^L is drawn; declared when the last "
+        "5 masks differ by <= 10%, stopped once every level is; 2 trials. --schedule iterative gives IMP on this grid",
+        imp={**PRESETS["quick"].imp, "schedule": "early_bird"},
+        domain={**PRESETS["quick"].domain, "eval_every": 20},
+    )
+)
+
+_add(
+    Preset(
         "multi30k",
         "Multi30k en-de from a folder (--data-dir DIR: train/val/test_2016_flickr .en/.de[.gz]), joint BPE 2000, "
         "2+2-layer 64-wide Transformer, 2,000 updates of 2,048 tokens, beam 4 (dense: 23.6 BLEU on test_2016_flickr); "

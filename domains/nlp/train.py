@@ -104,10 +104,12 @@ def _run_job(session, job: Job, scratch_root: Path) -> Outcome:
                 if protocol.due(step) and protocol.reached(step, train_loss=loss_sum / since):
                     loss_sum, since = 0.0, 0
                     bar.set_postfix(val=f"{protocol.tracker.curve[-1].val:.3f}")
-                if step >= job.budget:
+                if step >= job.budget or protocol.stopped:  # early bird: the watched masks are declared
                     break
             if step == at_epoch_start:
                 raise RuntimeError("a whole pass over the training split made no update (no batch fits?)")
+            if protocol.stopped:
+                break
             epoch += 1
         bar.close()
         if hold is not None:

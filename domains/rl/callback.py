@@ -23,7 +23,7 @@ class TicketCallback(BaseCallback):
     """Called by SB3 after every vectorised env step (`num_timesteps` grows by n_envs each time).
 
     - when the protocol has a point due before the budget: the weights are checked finite, then `protocol.reached(step)`
-      (evaluation, early stopping, rewind captures: all the protocol's);
+      (evaluation, early stopping, rewind captures: all the protocol's); False (SB3: stop) once it is `stopped`;
     - after each rollout, for algorithms with a target network: `hold.reapply()`, so weights copied into
       the target network outside the optimizer hold the mask (Polyak updates of a zero by a zero keep it
       zero anyway; this makes it independent of how the copy is done).
@@ -50,6 +50,8 @@ class TicketCallback(BaseCallback):
         if t < self.protocol.job.budget and self.protocol.due(t):
             check_finite(self.model.policy, t)
             self.protocol.reached(t)
+            if self.protocol.stopped:  # early bird: the watched masks are declared; `learn()` ends here
+                return False
         if self.bar is not None and t - self._shown >= 1000:
             self.bar.update(t - self._shown)
             self._shown = t

@@ -90,3 +90,11 @@ PRESETS: dict[str, Preset] = {
         ),
     )
 }
+PRESETS["earlybird-quick"] = Preset(
+    "earlybird-quick",
+    "early-bird tickets (You et al. 2020) on the `quick` CartPole A2C: the dense training watched every 2,000 env "
+    "steps for each level's layerwise magnitude mask at density 0.6^L, declared when the last 5 masks differ by "
+    "<= 10%, stopped once every level is; 3 trials. --schedule iterative gives IMP on the same grid",
+    imp={**PRESETS["quick"].imp, "schedule": "early_bird", "trials": 3},
+    domain={**PRESETS["quick"].domain, "eval_every": 2_000},
+)

@@ -25,6 +25,7 @@ from lth_core.compact_jobs import train_compacted
 from lth_core.compaction import shrink
 from lth_core.cost import measure_cost
 from lth_core.errors import UsageError
+from lth_core.flops import train_step_flops, weight_macs
 from lth_core.job import Job, Outcome, StateDict
 from lth_core.masks import Mask
 from lth_core.structure import GroupFamily
@@ -45,6 +46,7 @@ class VisionAdapter(Adapter):
         super().__init__(config)
         self.config: VisionConfig = config
         self._data: Data | None = None
+        self._macs: dict[str, float] | None = None
 
     # --- what the engine asks -------------------------------------------------------------------
     def task(self) -> str:
@@ -138,6 +140,13 @@ class VisionAdapter(Adapter):
     def input_shape(self) -> tuple[int, ...]:
         """One example of the dataset, channels first (what `build` is made for)."""
         return tuple(DATASETS.get(self.config.dataset).shape)
+
+    def step_flops(self, mask: Mapping[str, Tensor] | None) -> float:
+        """Linear and convolution FLOPs of one training batch, the kept weights only (lth_core/flops.py)."""
+        if self._macs is None:
+            example = torch.zeros(1, *self.input_shape())
+            self._macs = weight_macs(self.build(0), example)
+        return train_step_flops(self._macs, mask, self.config.batch_size)
 
     def structure(self, model: nn.Module) -> list[GroupFamily]:
         """Neurons, filters (with their BatchNorm entries) and residual channels (domains/vision/structure.py)."""

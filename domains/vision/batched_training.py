@@ -239,6 +239,8 @@ def train_batch(
         for i, j in enumerate(jobs)
     }
     diverged: dict[int, str] = {}
+    finished: dict[int, Outcome] = {}  # jobs done, an early bird's at its declared point (its slice then idles)
+    stopped: dict[int, JobProtocol] = {}
     loss_sum = torch.zeros(n_jobs, device=device)  # each job's training loss since its last evaluation
     since = [start] * n_jobs  # the step of each job's last evaluation
 
@@ -256,9 +258,16 @@ def train_batch(
                 diverged[i] = str(e)
                 del live[i]
                 evals.active.discard(i)
+                continue
+            if protocol.stopped:
+                finished[i] = protocol.finish(step)
+                stopped[i] = live.pop(i)
+                evals.active.discard(i)
 
     for step in range(start, budget):
         reach(step)
+        if not live:
+            break
         idx = torch.cat([b(step) for b in batches]).to(device)
         x = data.train.x.index_select(0, idx).view(n_jobs, -1, *data.train.x.shape[1:])
         if data.augment != "none":
@@ -284,11 +293,11 @@ def train_batch(
         optimizer.step()
         evals.stepped()
         loss_sum += per_job.detach()
-    reach(budget)
+    if live:
+        reach(budget)
 
     # a broken stacked mask is the job's error row, never retried one by one (which would hide it)
     revived = {i: n for i in sorted(live) if (n := stack.violations([i]))}
-    finished: dict[int, Outcome] = {}
     for i, protocol in live.items():
         if i in revived:
             continue
@@ -302,11 +311,11 @@ def train_batch(
         elif i in revived:
             out = Outcome.failed("failed", f"mask violated: {revived[i]} pruned weights revived in a batched training")
         else:
-            out, best = finished[i], live[i].tracker.best
+            out, best = finished[i], (live.get(i) or stopped[i]).tracker.best
             assert best is not None
             out.extras = {
                 "val_acc_at_stop": best.extras.get("val_acc", math.nan),
-                "iterations_per_s": (budget - start) / seconds if seconds > 0 else math.nan,
+                "iterations_per_s": out.steps / seconds if seconds > 0 else math.nan,
             }
         out.wall_seconds = seconds / n_jobs  # the pass is shared: each job's share
         outcomes.append(out)

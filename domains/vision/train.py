@@ -108,10 +108,14 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
     since = 0
     gammas = [m.weight for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
 
+    end = job.budget
     for step in range(job.start_step, job.budget):
         if protocol.due(step):
             protocol.reached(step, train_loss=float(loss_sum) / since if since else None)
             loss_sum, since = torch.zeros((), device=device), 0
+            if protocol.stopped:  # early bird: the watched masks are declared; the training ends here
+                end = step
+                break
         idx = batches(step).to(device)
         x = data.train.x.index_select(0, idx)
         if data.augment != "none":
@@ -131,14 +135,15 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
         optimizer.step()
         loss_sum += ce.detach()
         since += 1
-    protocol.reached(job.budget, train_loss=float(loss_sum) / since if since else None)
+    if end == job.budget:
+        protocol.reached(job.budget, train_loss=float(loss_sum) / since if since else None)
 
     if hold is not None:
         hold.assert_held()
         hold.release()
     seconds = time.perf_counter() - t0
-    trained = job.budget - job.start_step
-    out = protocol.finish(job.budget)
+    trained = end - job.start_step
+    out = protocol.finish(end)
     best = protocol.tracker.best
     assert best is not None
     out.extras = {
