@@ -192,6 +192,12 @@ class ImpRunner:
         self.rates = resolve_rates(self.groups, imp.rate, imp.overrides())
         self.global_names = global_names(self.groups, imp.overrides())
         self.strategy, self.schedule, self.control_set = imp.make_strategy(), imp.make_schedule(), imp.make_controls()
+        untrained = [lv for lv in range(1, imp.levels + 1) if self.schedule.source(lv).weights != "final"]
+        if self.strategy.sums_gradients and untrained and not options.ticket_from:
+            raise UsageError(
+                f"strategy {imp.strategy!r} scores the training its mask is drawn from; schedule {imp.schedule!r} "
+                "prunes before any training (use iterative or one_shot)"
+            )
         for kind, name, part in imp.components():  # before the run folder exists: one line, nothing written
             for need in sorted(part.needs):
                 adapter.require(need, f"the {kind} {name!r}")
@@ -279,6 +285,9 @@ class ImpRunner:
         )
         rewind = self.rewind_weights(store, trial) if self._has_rewind(store, trial) else None
         state = self.source_weights(store, src, trial)
+        sums = store.load_state(store.grad_sums_name(src.level, trial)) if self.strategy.sums_gradients else None
+        if self.strategy.sums_gradients and sums is None:
+            raise RuntimeError(f"gradient sums of level {src.level} trial {trial} are missing")
         return PruneStep(
             weights=self._prunable_weights(state),
             mask=self.mask_for(store, src.mask_level, trial),
@@ -289,6 +298,7 @@ class ImpRunner:
             rewind=rewind,
             score=score,
             state=state,
+            grad_sums=sums,
         )
 
     def source_weights(self, store: RunStore, src: Source, trial: int) -> StateDict:
@@ -324,6 +334,7 @@ class ImpRunner:
     def level_jobs(self, store: RunStore, level: int) -> list[Job]:
         jobs: list[Job] = []
         keep_final = self.source is None and self.schedule.keeps_final(level, self.imp.levels)
+        sums = tuple(self.groups) if keep_final and self.strategy.sums_gradients else ()
         for t in range(self.imp.trials):
             seed = self.trial_seed(t)
             final_name = store.final_name(level, t) if keep_final else None
@@ -338,6 +349,7 @@ class ImpRunner:
                     budget=self.budget,
                     capture_steps=(self.rewind,),
                     keep_final_weights=keep_final,
+                    grad_sums=sums,
                 )
                 if (
                     not self._done(store, job.key, final_name)
@@ -360,6 +372,7 @@ class ImpRunner:
                 budget=self.budget,
                 start_step=self.rewind,
                 keep_final_weights=keep_final,
+                grad_sums=sums,
             )
             if not self._done(store, ticket.key, final_name):
                 jobs.append(ticket)
@@ -461,6 +474,10 @@ class ImpRunner:
     def store_outcome(self, store: RunStore, job: Job, out: Outcome) -> None:
         """State first, record last: the record is the commit marker of a finished job."""
         if out.status == "ok":
+            if job.grad_sums:  # before the final weights, whose file marks the source of the next level saved
+                if out.grad_sums is None:
+                    raise RuntimeError(f"adapter {self.adapter.domain!r} returned no gradient sums for {job.key}")
+                store.save_state(store.grad_sums_name(job.level, job.trial), out.grad_sums)
             if job.keep_final_weights and out.final_weights is not None:
                 store.save_state(store.final_name(job.level, job.trial), out.final_weights)
             if job.kind == DENSE and self.source is None:

@@ -26,6 +26,7 @@ class Job:
     capture_steps: tuple[int, ...] = ()  # steps at which to return a copy of the weights (rewind points)
     keep_final_weights: bool = False  # tickets feed the next level's pruning
     data_seed: int | None = None  # data order / augmentation / exploration; None = `seed` (the default)
+    grad_sums: tuple[str, ...] = ()  # tensors whose sum of g * w over the training comes back (movement pruning)
 
     @property
     def order_seed(self) -> int:
@@ -64,6 +65,7 @@ class Outcome:
     status: str = "ok"  # "ok" | "diverged" | "failed"
     wall_seconds: float = 0.0  # set by the executor around the whole training
     error: str = ""
+    grad_sums: StateDict | None = None  # sum_t g_t * w_t per tensor named in Job.grad_sums (lth_core.mask_hold)
 
     @classmethod
     def failed(cls, status: str, error: str) -> "Outcome":

@@ -90,6 +90,11 @@ class RunStore:
         """Trained weights of a level's ticket (or dense run), which the next level prunes."""
         return f"final-L{level:02d}-t{trial}"
 
+    @staticmethod
+    def grad_sums_name(level: int, trial: int) -> str:
+        """Sum of g * w over that training (`Job.grad_sums`), saved before its final weights, for movement."""
+        return f"gradsums-L{level:02d}-t{trial}"
+
     @classmethod
     def foreign(cls, path: Path) -> "RunStore":
         """Another run's folder, only read: never locked, written or repaired."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, ClassVar, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -56,10 +56,15 @@ class PruneStep:
     rewind: Mapping[str, Tensor] | None = None  # its rewind weights (full state dict), once the dense run kept them
     score: ScoringHook | None = None  # the domain's training loss, where the adapter offers one
     state: Mapping[str, Tensor] | None = None  # the full state dict `weights` come from (scored as a model)
+    grad_sums: Mapping[str, Tensor] | None = None  # sum_t g_t * w_t over the training of `weights` (movement)
 
 
 class Strategy(Component):
-    """PruneStep -> the next mask, nested in `step.mask`."""
+    """PruneStep -> the next mask, nested in `step.mask`. `sums_gradients`: the step needs `grad_sums`, so the
+    training its weights come from sums its gradients (`Job.grad_sums`), and a schedule that prunes before
+    any training is refused."""
+
+    sums_gradients: ClassVar[bool] = False
 
     def __call__(self, step: PruneStep) -> Mask:
         raise NotImplementedError
