@@ -226,7 +226,8 @@ def _synflow_scores(model: nn.Module, hook: ScoringHook, mask: Mask) -> dict[str
             p.mul_(mask[n].to(p.device, p.dtype))
     device = params[0].device if params else torch.device("cpu")
     x = torch.ones((1, *hook.input_shape), dtype=torch.float64, device=device)
-    grads = torch.autograd.grad(model(x).sum(), params, allow_unused=True)
+    r = (hook.output(model, x) if hook.output is not None else model(x)).sum()
+    grads = torch.autograd.grad(r, params, allow_unused=True)
     out = {n: _grad(g, p).mul(p.detach()).abs().cpu() for n, g, p in zip(names, grads, params)}
     if not all(torch.isfinite(s).all() for s in out.values()):
         raise UsageError(

@@ -205,6 +205,8 @@ class ImpRunner:
                 raise UsageError(f"the control {name!r} inverts the strategy's scores; {imp.strategy!r} exposes none")
             if getattr(part, "uses_scores", False) and options.ticket_from:
                 raise UsageError(f"the control {name!r} needs the pruning step of its ticket; --ticket-from has none")
+        # the one input shape data-free criteria score on (a domain may refuse some of its tasks, in one line)
+        self.input_shape = adapter.input_shape() if "input_shape" in self.strategy.needs else None
         self.controls = imp.control_names()
         self.source = TicketSource(options.ticket_from, adapter, imp, self.arch_hash) if options.ticket_from else None
         self.identity = run_identity(adapter.domain, imp, adapter.config, self.source.hash if self.source else None)
@@ -262,7 +264,10 @@ class ImpRunner:
         saved = store.load_state(name)
         if saved is not None:
             return Mask({k: v.bool() for k, v in saved.items()})
+        t0 = time.perf_counter()
         mask = self.strategy(self.prune_step(store, level, trial))
+        seconds = time.perf_counter() - t0  # the step's weights read, the criterion scored, the mask drawn
+        store.save_state(store.scoring_name(level, trial), {"seconds": torch.tensor(seconds, dtype=torch.float64)})
         store.save_state(name, mask.to_state())
         return mask
 
@@ -275,10 +280,7 @@ class ImpRunner:
         )
         score = (
             ScoringHook(
-                self.adapter.build,
-                self.adapter.training_loss,
-                seed,
-                self.adapter.input_shape() if "input_shape" in caps else None,
+                self.adapter.build, self.adapter.training_loss, seed, self.input_shape, self.adapter.flow_output
             )
             if caps & {"training_loss", "input_shape"}
             else None
@@ -489,6 +491,9 @@ class ImpRunner:
         prev = store.record(job.key)
         tries = attempts(prev) + 1 if prev is not None and prev["row"]["status"] != "ok" else 1
         record: dict[str, Any] = {"row": {**self.row(job, out), "attempts": tries}, "curve": curve}
+        if job.kind == TICKET:  # the seconds its strategy spent drawing this mask (NaN: taken from --ticket-from)
+            saved = store.load_state(store.scoring_name(job.level, job.trial))
+            record["row"]["scoring_s"] = math.nan if saved is None else round(float(saved["seconds"]), 4)
         if job.mask is not None:  # kept / total per tensor: densities.csv, and layer collapse in the summary
             mask = Mask(job.mask)
             record["tensors"] = {n: [k, mask.sizes()[n]] for n, k in mask.kept().items()}

@@ -91,6 +91,11 @@ class RunStore:
         return f"final-L{level:02d}-t{trial}"
 
     @staticmethod
+    def scoring_name(level: int, trial: int) -> str:
+        """The seconds the strategy spent drawing that mask (saved before it: the `scoring_s` column)."""
+        return f"scoring-L{level:02d}-t{trial}"
+
+    @staticmethod
     def grad_sums_name(level: int, trial: int) -> str:
         """Sum of g * w over that training (`Job.grad_sums`), saved before its final weights, for movement."""
         return f"gradsums-L{level:02d}-t{trial}"

@@ -33,6 +33,7 @@ class ScoringHook:
     training_loss: Callable[[nn.Module, int, int], Tensor]  # (model, batches, seed) -> differentiable loss
     seed: int
     input_shape: tuple[int, ...] | None = None  # one example's shape, for data-free criteria (SynFlow)
+    output: Callable[[nn.Module, Tensor], Tensor] | None = None  # the outputs they sum (None: model(x))
 
     def model(self, weights: Mapping[str, Tensor]) -> nn.Module:
         """The domain's model holding `weights` (a full state dict, e.g. the step's trained or rewind weights)."""

@@ -124,6 +124,9 @@ def test_vision_movement_prunes_by_the_sums_of_the_training_it_prunes_from(tmp_p
         assert all(torch.equal(again[n], mask[n]) for n in mask)
     lv = rows[rows.level > 0].set_index(["level", "kind"])
     assert lv.loc[(1, "inverted"), "kept"] == lv.loc[(1, "ticket"), "kept"]
+    tickets = rows[rows.kind == "ticket"]  # the seconds spent drawing each level's mask, on its ticket's row
+    assert (tickets.scoring_s > 0).all() and rows[rows.kind != "ticket"].scoring_s.isna().all()
+    assert {p.stem for p in state.glob("scoring-*")} == {f"scoring-L0{level}-t0" for level in (1, 2)}
 
 
 def test_movement_at_init_is_one_line_exit_2_and_nothing_written(tmp_path, capsys):
