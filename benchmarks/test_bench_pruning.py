@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from lth_core.controls import CONTROLS, ControlInput
+from lth_core.criteria import Criterion
 from lth_core.masks import Mask
 from lth_core.strategies import STRATEGIES, PruneStep
 
@@ -41,7 +42,9 @@ def structure() -> tuple[tuple, dict[str, torch.Tensor]]:
     return tuple(families(model) or ()), {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES.names())
+@pytest.mark.parametrize(  # the criteria score a model, not trained weights alone: test_bench_criteria.py
+    "strategy", [n for n in STRATEGIES.names() if not issubclass(STRATEGIES.cls(n), Criterion)]
+)
 def test_pruning_step(benchmark, weights, structure, strategy):
     start = STRATEGIES.get("magnitude_layerwise")(
         PruneStep(  # a level-1 mask: the step timed is level 2

@@ -49,6 +49,7 @@ class Adapter(ABC):
     Config: ClassVar[type[DomainConfig]]
     presets: ClassVar[dict[str, Preset]]
     packages: ClassVar[tuple[str, ...]] = ()
+    refusals: ClassVar[Mapping[str, str]] = {}  # capability -> why this domain has none (appended to `require`)
 
     def __init__(self, config: DomainConfig) -> None:
         self.config = config
@@ -113,6 +114,11 @@ class Adapter(ABC):
         (SynFlow scores the network on an all-ones input of this shape)."""
         raise self.unsupported("give the shape of one input example")
 
+    def flow_output(self, model: nn.Module, x: Tensor) -> Tensor:
+        """The outputs of `model` on the input batch `x` that data-free criteria sum (SynFlow's R): `model(x)`;
+        a domain whose model's forward is no plain tensor function (an SB3 policy) says which outputs."""
+        return model(x)
+
     def structure(self, model: nn.Module) -> list[GroupFamily]:
         """The prunable groups across coupled tensors: neurons, channels, attention heads."""
         raise self.unsupported("describe its structure (neurons, channels, heads)")
@@ -148,7 +154,10 @@ class Adapter(ABC):
     def require(self, capability: str, why: str) -> None:
         """One line before anything runs when a requested analysis needs what this domain cannot do."""
         if capability not in self.capabilities():
-            raise Unsupported(f"domain {self.domain!r} cannot {capability.replace('_', ' ')}, which {why} needs")
+            reason = f": {self.refusals[capability]}" if capability in self.refusals else ""
+            raise Unsupported(
+                f"domain {self.domain!r} cannot {capability.replace('_', ' ')}, which {why} needs{reason}"
+            )
 
     def unsupported(self, what: str) -> Unsupported:
         return Unsupported(f"domain {self.domain!r} cannot {what}")

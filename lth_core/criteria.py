@@ -1,4 +1,4 @@
-"""Pruning criteria beyond trained magnitude: SNIP, GraSP, SynFlow and magnitude at initialization.
+"""Pruning criteria beyond trained magnitude: SNIP (one-shot, iterative), GraSP, SynFlow, movement, magnitude at init.
 
 Each is a registered strategy with its own parameters (flags `--<name>-<field>`). It scores the weights of its
 `PruneStep` (under the at_init schedule: the rewind weights, the very weights the ticket then trains from) with
@@ -11,7 +11,7 @@ first) that the `inverted` control inverts. Gradient criteria call the domain's 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -40,14 +40,16 @@ def _check_positive(name: str, field: str, value: int) -> None:
         raise UsageError(f"{flag(name, field)} {value} must be >= 1")
 
 
-def masked_state(step: PruneStep) -> dict[str, Tensor]:
-    """The full state dict the step scores (its source weights, else its rewind/initial ones) with the mask applied."""
+def masked_state(step: PruneStep, mask: Mask | None = None) -> dict[str, Tensor]:
+    """The full state dict the step scores (its source weights, else its rewind/initial ones) with `mask` (by
+    default the step's) applied."""
     state = step.state if step.state is not None else (step.rewind if step.rewind is not None else step.initial)
     if state is None:
         raise RuntimeError("this criterion scores a model: the PruneStep carries no full state dict")
+    mask = step.mask if mask is None else mask
     out = {k: v.detach().clone() for k, v in state.items()}
-    for n in step.mask:
-        out[n] = step.weights[n].detach().to(out[n].dtype) * step.mask[n].to(out[n].dtype)
+    for n in mask:
+        out[n] = step.weights[n].detach().to(out[n].dtype) * mask[n].to(out[n].dtype)
     return out
 
 
@@ -72,6 +74,23 @@ class Criterion(Strategy):
     def prune(self, step: PruneStep, scores: Mapping[str, Tensor]) -> Mask:
         return prune_lowest(step, scores) if self.scope == "layerwise" else prune_global(step, scores, protect=False)
 
+    def iterate(self, step: PruneStep, rounds: int, score: Callable[[Mask], Mapping[str, Tensor]]) -> Mask:
+        """`rounds` re-scorings inside one level: round k prunes the mask left by round k-1, re-scored by
+        `score(mask)`, to the density d^(k/rounds) of the step's mask (d its target), with exact counts."""
+        mask, start = step.mask, {n: int(step.mask[n].sum()) for n in step.mask}
+        for k in range(1, rounds + 1):
+            rates = {n: 1.0 - (1.0 - r) ** (k / rounds) for n, r in step.rates.items()}  # of the step's mask
+            now = {n: int(mask[n].sum()) for n in mask}  # the same, as a fraction of what remains now
+            rel = {n: 0.0 if now[n] == 0 else max(0.0, 1.0 - (1.0 - rates[n]) * start[n] / now[n]) for n in mask}
+            if self.scope == "global":
+                ranked = [n for n in mask if n in step.global_names]
+                total_start, total_now = sum(start[n] for n in ranked), sum(now[n] for n in ranked)
+                keep = (1.0 - max([rates[n] for n in ranked], default=0.0)) * total_start
+                share = 0.0 if total_now == 0 else max(0.0, 1.0 - keep / total_now)
+                rel.update({n: share for n in ranked})
+            mask = self.prune(PruneStep(step.weights, mask, rel, step.global_names, step.seed), score(mask))
+        return mask
+
 
 @STRATEGIES.register("snip")
 @dataclass(frozen=True)
@@ -87,13 +106,43 @@ class Snip(Criterion):
         _check_scope("snip", self.scope)
 
     def scores(self, step: PruneStep) -> dict[str, Tensor]:
-        hook, names = _hook(step), step.mask.names()
-        model = hook.model(masked_state(step))
-        with torch.random.fork_rng(devices=[]):  # dropout inside the loss: seeded, global RNG left as it was
-            torch.manual_seed(step.seed)
-            params = _params(model, names)
-            grads = torch.autograd.grad(hook(model, self.batches), params, allow_unused=True)
-        return {n: _grad(g, p).mul(p.detach()).abs().cpu() for n, g, p in zip(names, grads, params)}
+        return _snip_scores(step, step.mask, self.batches)
+
+
+def _snip_scores(step: PruneStep, mask: Mask, batches: int) -> dict[str, Tensor]:
+    """|g * w| of the step's weights under `mask`, g the gradient of the loss on `batches` batches (seeded)."""
+    hook, names = _hook(step), mask.names()
+    model = hook.model(masked_state(step, mask))
+    with torch.random.fork_rng(devices=[]):  # dropout inside the loss: seeded, global RNG left as it was
+        torch.manual_seed(step.seed)
+        params = _params(model, names)
+        grads = torch.autograd.grad(hook(model, batches), params, allow_unused=True)
+    return {n: _grad(g, p).mul(p.detach()).abs().cpu() for n, g, p in zip(names, grads, params)}
+
+
+@STRATEGIES.register("snip_iterative")
+@dataclass(frozen=True)
+class SnipIterative(Criterion):
+    """Iterative SNIP (de Jorge et al. 2021, "Progressive Skeletonization"): SNIP's |g * w| re-scored on the
+    masked model over `rounds` rounds inside one level, densities d^(k/rounds), pruned entries never revive (their
+    FORCE variant lets them; the engine's masks nest). Every round reads the same seeded batches. `scores(step)`
+    (what `inverted` inverts) is the first round's, i.e. one-shot SNIP on the step's mask."""
+
+    needs = frozenset({"training_loss"})
+    rounds: int = opt(100, "re-scoring rounds inside one level (exponential density schedule)")
+    batches: int = opt(1, "training batches each round's loss (and so its gradient) is averaged over")
+    scope: str = opt("global", SCOPE_HELP)
+
+    def validate(self) -> None:
+        _check_positive("snip_iterative", "rounds", self.rounds)
+        _check_positive("snip_iterative", "batches", self.batches)
+        _check_scope("snip_iterative", self.scope)
+
+    def __call__(self, step: PruneStep) -> Mask:
+        return self.iterate(step, self.rounds, lambda mask: _snip_scores(step, mask, self.batches))
+
+    def scores(self, step: PruneStep) -> dict[str, Tensor]:
+        return _snip_scores(step, step.mask, self.batches)
 
 
 @STRATEGIES.register("grasp")
@@ -149,20 +198,7 @@ class SynFlow(Criterion):
     def __call__(self, step: PruneStep) -> Mask:
         hook = _hook(step)
         model = _linearized(hook, masked_state(step))
-        mask, start = step.mask, {n: int(step.mask[n].sum()) for n in step.mask}
-        for k in range(1, self.rounds + 1):
-            rates = {n: 1.0 - (1.0 - r) ** (k / self.rounds) for n, r in step.rates.items()}  # of the step's mask
-            now = {n: int(mask[n].sum()) for n in mask}  # the same, as a fraction of what remains now
-            rel = {n: 0.0 if now[n] == 0 else max(0.0, 1.0 - (1.0 - rates[n]) * start[n] / now[n]) for n in mask}
-            if self.scope == "global":
-                ranked = [n for n in mask if n in step.global_names]
-                total_start, total_now = sum(start[n] for n in ranked), sum(now[n] for n in ranked)
-                keep = (1.0 - max([rates[n] for n in ranked], default=0.0)) * total_start
-                share = 0.0 if total_now == 0 else max(0.0, 1.0 - keep / total_now)
-                rel.update({n: share for n in ranked})
-            scores = _synflow_scores(model, hook, mask)
-            mask = self.prune(PruneStep(step.weights, mask, rel, step.global_names, step.seed), scores)
-        return mask
+        return self.iterate(step, self.rounds, lambda mask: _synflow_scores(model, hook, mask))
 
     def scores(self, step: PruneStep) -> dict[str, Tensor]:
         hook = _hook(step)
@@ -190,7 +226,8 @@ def _synflow_scores(model: nn.Module, hook: ScoringHook, mask: Mask) -> dict[str
             p.mul_(mask[n].to(p.device, p.dtype))
     device = params[0].device if params else torch.device("cpu")
     x = torch.ones((1, *hook.input_shape), dtype=torch.float64, device=device)
-    grads = torch.autograd.grad(model(x).sum(), params, allow_unused=True)
+    r = (hook.output(model, x) if hook.output is not None else model(x)).sum()
+    grads = torch.autograd.grad(r, params, allow_unused=True)
     out = {n: _grad(g, p).mul(p.detach()).abs().cpu() for n, g, p in zip(names, grads, params)}
     if not all(torch.isfinite(s).all() for s in out.values()):
         raise UsageError(
@@ -219,3 +256,23 @@ class MagnitudeInit(Criterion):
         if at is None:
             raise RuntimeError("magnitude_init: the PruneStep carries neither rewind nor initial weights")
         return {n: at[n].detach().abs().cpu() for n in step.mask}
+
+
+@STRATEGIES.register("movement")
+@dataclass(frozen=True)
+class Movement(Criterion):
+    """Movement pruning (Sanh et al. 2020): S = -sum_t g_t * w_t over the training the mask is drawn from (the
+    paper's first-order score, each gradient times the weight it was taken at), lowest removed first: weights
+    moving away from zero are kept. The training sums it (`Job.grad_sums`, `lth_core.mask_hold.GradSums`);
+    iterative and one_shot schedules only (at_init has no training to sum over)."""
+
+    sums_gradients = True
+    scope: str = opt("global", SCOPE_HELP)
+
+    def validate(self) -> None:
+        _check_scope("movement", self.scope)
+
+    def scores(self, step: PruneStep) -> dict[str, Tensor]:
+        if step.grad_sums is None:
+            raise RuntimeError("movement: the PruneStep carries no gradient sums of its source training")
+        return {n: step.grad_sums[n].detach().cpu().neg() for n in step.mask}

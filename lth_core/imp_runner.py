@@ -195,6 +195,12 @@ class ImpRunner:
         self.rates = resolve_rates(self.groups, imp.rate, imp.overrides())
         self.global_names = global_names(self.groups, imp.overrides())
         self.strategy, self.schedule, self.control_set = imp.make_strategy(), imp.make_schedule(), imp.make_controls()
+        untrained = [lv for lv in range(1, imp.levels + 1) if self.schedule.source(lv).weights != "final"]
+        if self.strategy.sums_gradients and untrained and not options.ticket_from:
+            raise UsageError(
+                f"strategy {imp.strategy!r} scores the training its mask is drawn from; schedule {imp.schedule!r} "
+                "prunes before any training (use iterative or one_shot)"
+            )
         for kind, name, part in imp.components():  # before the run folder exists: one line, nothing written
             for need in sorted(part.needs):
                 adapter.require(need, f"the {kind} {name!r}")
@@ -208,6 +214,8 @@ class ImpRunner:
         self.costs = StructuredCosts(adapter, self.families)  # measured speed-ups of structured rows
         if self.schedule.watched(0, imp.levels) and self.strategy.needs:
             raise UsageError(f"--schedule {imp.schedule} draws masks in training; --strategy {imp.strategy} needs data")
+        # the one input shape data-free criteria score on (a domain may refuse some of its tasks, in one line)
+        self.input_shape = adapter.input_shape() if "input_shape" in self.strategy.needs else None
         del model
         self.controls = imp.control_names()
         self.source = TicketSource(options.ticket_from, adapter, imp, self.arch_hash) if options.ticket_from else None
@@ -266,7 +274,10 @@ class ImpRunner:
         saved = store.load_state(name)
         if saved is not None:
             return Mask({k: v.bool() for k, v in saved.items()})
+        t0 = time.perf_counter()
         mask = self.strategy(self.prune_step(store, level, trial))
+        seconds = time.perf_counter() - t0  # the step's weights read, the criterion scored, the mask drawn
+        store.save_state(store.scoring_name(level, trial), {"seconds": torch.tensor(seconds, dtype=torch.float64)})
         store.save_state(name, mask.to_state())
         return mask
 
@@ -279,16 +290,16 @@ class ImpRunner:
         )
         score = (
             ScoringHook(
-                self.adapter.build,
-                self.adapter.training_loss,
-                seed,
-                self.adapter.input_shape() if "input_shape" in caps else None,
+                self.adapter.build, self.adapter.training_loss, seed, self.input_shape, self.adapter.flow_output
             )
             if caps & {"training_loss", "input_shape"}
             else None
         )
         rewind = self.rewind_weights(store, trial) if self._has_rewind(store, trial) else None
         state = self.source_weights(store, src, trial, level)
+        sums = store.load_state(store.grad_sums_name(src.level, trial)) if self.strategy.sums_gradients else None
+        if self.strategy.sums_gradients and sums is None:
+            raise RuntimeError(f"gradient sums of level {src.level} trial {trial} are missing")
         return PruneStep(
             weights=self._prunable_weights(state),
             mask=self.mask_for(store, src.mask_level, trial),
@@ -300,6 +311,7 @@ class ImpRunner:
             score=score,
             state=state,
             families=self.families,
+            grad_sums=sums,
         )
 
     def source_weights(self, store: RunStore, src: Source, trial: int, level: int = 0) -> StateDict:
@@ -340,6 +352,7 @@ class ImpRunner:
     def level_jobs(self, store: RunStore, level: int) -> list[Job]:
         jobs: list[Job] = []
         keep_final = self.source is None and self.schedule.keeps_final(level, self.imp.levels)
+        sums = tuple(self.groups) if keep_final and self.strategy.sums_gradients else ()
         for t in range(self.imp.trials):
             seed = self.trial_seed(t)
             final_name = store.final_name(level, t) if keep_final else None
@@ -355,6 +368,7 @@ class ImpRunner:
                     capture_steps=(self.rewind,),
                     keep_final_weights=keep_final,
                     early_bird=self.early_bird_spec(level, t),
+                    grad_sums=sums,
                 )
                 if (
                     not self._done(store, job.key, final_name)
@@ -378,6 +392,7 @@ class ImpRunner:
                 start_step=self.rewind,
                 keep_final_weights=keep_final,
                 keep=job_keep(self.families, mask) if self.imp.compact else None,
+                grad_sums=sums,
             )
             if not self._done(store, ticket.key, final_name):
                 jobs.append(ticket)
@@ -530,6 +545,10 @@ class ImpRunner:
     def store_outcome(self, store: RunStore, job: Job, out: Outcome) -> None:
         """State first, record last: the record is the commit marker of a finished job."""
         if out.status == "ok":
+            if job.grad_sums:  # before the final weights, whose file marks the source of the next level saved
+                if out.grad_sums is None:
+                    raise RuntimeError(f"adapter {self.adapter.domain!r} returned no gradient sums for {job.key}")
+                store.save_state(store.grad_sums_name(job.level, job.trial), out.grad_sums)
             if job.keep_final_weights and out.final_weights is not None:
                 store.save_state(store.final_name(job.level, job.trial), out.final_weights)
             if out.early_bird is not None:  # before the record: a kill between leaves the job to train again
@@ -548,6 +567,9 @@ class ImpRunner:
         if out.early_bird is not None:
             eb = out.early_bird
             record["early_bird"] = {"steps": eb.steps, "declared": {str(k): v for k, v in eb.declared.items()}}
+        if job.kind == TICKET:  # the seconds its strategy spent drawing this mask (NaN: taken from --ticket-from)
+            saved = store.load_state(store.scoring_name(job.level, job.trial))
+            record["row"]["scoring_s"] = math.nan if saved is None else round(float(saved["seconds"]), 4)
         if job.mask is not None:  # kept / total per tensor: densities.csv, and layer collapse in the summary
             mask = Mask(job.mask)
             record["tensors"] = {n: [k, mask.sizes()[n]] for n, k in mask.kept().items()}

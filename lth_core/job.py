@@ -31,6 +31,7 @@ class Job:
     data_seed: int | None = None  # data order / augmentation / exploration; None = `seed` (the default)
     keep: dict[str, Tensor] | None = None  # group keeps of a structured mask: train compacted (--compact)
     early_bird: EarlyBirdSpec | None = None  # watch the masks of later levels; stop once they are declared
+    grad_sums: tuple[str, ...] = ()  # tensors whose sum of g * w over the training comes back (movement pruning)
 
     @property
     def order_seed(self) -> int:
@@ -70,6 +71,7 @@ class Outcome:
     wall_seconds: float = 0.0  # set by the executor around the whole training
     error: str = ""
     early_bird: EarlyBirdResult | None = None  # the watch's masks distances, declared steps and weights
+    grad_sums: StateDict | None = None  # sum_t g_t * w_t per tensor named in Job.grad_sums (lth_core.mask_hold)
 
     @classmethod
     def failed(cls, status: str, error: str) -> "Outcome":

@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from lth_core.job import Job
 from lth_core.masks import Mask
 
 
@@ -109,3 +110,43 @@ class MaskHold:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+class GradSums:
+    """Sum over every backward pass of a training of g * w per tensor (movement pruning's score, Sanh et al.
+    2020: S = -sum_t g_t * w_t, w_t the weight the gradient g_t was taken at), for `Job.grad_sums`.
+
+    Gradient hooks on the model's own Parameters, beside any MaskHold and independent of it, so every loop
+    (ours, SB3's, fairseq's) is covered without changing it: a hook sees the gradient as backward produces it,
+    before any masking, clipping or rescaling by the loop, and the weight before the optimizer's step. A pruned
+    entry's weight is zero, so its sum stays zero. Sums are kept in float32 at least (float64 for float64 weights).
+    """
+
+    def __init__(self, model: nn.Module, names: Sequence[str]) -> None:
+        self.params = unique_parameters(model, list(names))
+        self.sums: dict[str, Tensor] = {}
+        self._handles = []
+        for name, p in self.params.items():
+            acc = torch.zeros(p.shape, device=p.device, dtype=torch.promote_types(p.dtype, torch.float32))
+            self.sums[name] = acc
+            self._handles.append(p.register_hook(self._hook(p, acc)))
+
+    @classmethod
+    def for_job(cls, model: nn.Module, job: Job) -> "GradSums | None":
+        """The accumulator `job` asks for, or None when it asks for none."""
+        return cls(model, job.grad_sums) if job.grad_sums else None
+
+    @staticmethod
+    def _hook(p: Tensor, acc: Tensor):
+        def hook(grad: Tensor) -> None:
+            with torch.no_grad():
+                acc.addcmul_(grad.to(acc.dtype), p.detach().to(acc.dtype))
+
+        return hook
+
+    def take(self) -> dict[str, Tensor]:
+        """Stop accumulating; the sums as detached CPU tensors (the Outcome's `grad_sums`)."""
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        return {n: t.detach().cpu() for n, t in self.sums.items()}

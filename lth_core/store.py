@@ -100,6 +100,16 @@ class RunStore:
         """The mask-distance matrix of training `key`'s evaluation points, for level `level`'s mask (csv)."""
         return f"early_bird/{key}-L{level:02d}.csv"
 
+    @staticmethod
+    def scoring_name(level: int, trial: int) -> str:
+        """The seconds the strategy spent drawing that mask (saved before it: the `scoring_s` column)."""
+        return f"scoring-L{level:02d}-t{trial}"
+
+    @staticmethod
+    def grad_sums_name(level: int, trial: int) -> str:
+        """Sum of g * w over that training (`Job.grad_sums`), saved before its final weights, for movement."""
+        return f"gradsums-L{level:02d}-t{trial}"
+
     @classmethod
     def foreign(cls, path: Path) -> "RunStore":
         """Another run's folder, only read: never locked, written or repaired."""

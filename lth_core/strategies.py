@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, ClassVar, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +34,7 @@ class ScoringHook:
     training_loss: Callable[[nn.Module, int, int], Tensor]  # (model, batches, seed) -> differentiable loss
     seed: int
     input_shape: tuple[int, ...] | None = None  # one example's shape, for data-free criteria (SynFlow)
+    output: Callable[[nn.Module, Tensor], Tensor] | None = None  # the outputs they sum (None: model(x))
 
     def model(self, weights: Mapping[str, Tensor]) -> nn.Module:
         """The domain's model holding `weights` (a full state dict, e.g. the step's trained or rewind weights)."""
@@ -58,10 +59,15 @@ class PruneStep:
     score: ScoringHook | None = None  # the domain's training loss, where the adapter offers one
     state: Mapping[str, Tensor] | None = None  # the full state dict `weights` come from (scored as a model)
     families: tuple[GroupFamily, ...] | None = None  # the model's group families, for structured strategies
+    grad_sums: Mapping[str, Tensor] | None = None  # sum_t g_t * w_t over the training of `weights` (movement)
 
 
 class Strategy(Component):
-    """PruneStep -> the next mask, nested in `step.mask`."""
+    """PruneStep -> the next mask, nested in `step.mask`. `sums_gradients`: the step needs `grad_sums`, so the
+    training its weights come from sums its gradients (`Job.grad_sums`), and a schedule that prunes before
+    any training is refused."""
+
+    sums_gradients: ClassVar[bool] = False
 
     def __call__(self, step: PruneStep) -> Mask:
         raise NotImplementedError

@@ -87,7 +87,9 @@ def test_nlp_grasp_at_init_runs_end_to_end(tmp_path):
 @pytest.mark.parametrize(
     "domain,flags,expected",
     [
-        ("rl", ["--strategy", "synflow"], "domain 'rl' cannot input shape, which the strategy 'synflow' needs"),
+        ("nlp", ["--strategy", "synflow"], "cannot input shape, which the strategy 'synflow' needs: its inputs are"),
+        ("vision", ["--strategy", "snip_iterative", "--snip-iterative-rounds", "0"], "rounds 0 must be >= 1"),
+        ("rl", ["--strategy", "movement", "--schedule", "at_init"], "prunes before any training"),
         ("vision", ["--strategy", "snip", "--snip-batches", "0"], "--snip-batches 0 must be >= 1"),
     ],
 )

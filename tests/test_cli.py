@@ -126,6 +126,8 @@ PINNED = {
     ): "31de45ccc23236d078023ea88b406f357ddde131cf58b83af69d4d3af8139271",  # controls hashed in registry order
     ("vision", "structured-quick"): "92f95ae1aba3e0c0e17b8292cd13fd1ac44b6b406a89c5249167d2a0e29115a4",
     ("vision", "liu2019-rethinking"): "a6ec9a6ec3db30ccd70d1ea8fdc01fbf5540becd816428bf5c3b6f0247cc9582",
+    ("vision", "frankle2021-pai"): "9fbd18c9bba99381b54df4b5723fa51d146e1ababe4b0e9074d080ce3f6fd678",
+    ("vision", "frankle2021-pai-vgg16"): "8f036642eb82c7ce69d8c576386cd94801f0ddd463e4a1827a4dd6bf42f20d29",
     ("vision", "stabilizing-resnet20"): "02ebc1f93936e7b2face5f8544a4cef77dc1a55258cd79f6cba564d602c75158",
     ("vision", "stabilizing-vgg19"): "0742014b79507f9c5ea474331afc590c7456c9374505afe3ec85ed9155b5545d",
     ("rl", "quick"): "99ab2181d4859896d5d409da4348f5e9b9e94d8731ee96ede0ae9ace5d6bd161",

@@ -3,11 +3,13 @@ counts are exact, ties go by position, pruned entries never revive, and SynFlow 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch import nn
 
-import lth_core.criteria  # noqa: F401  (registers the criteria)
+from lth_core.criteria import _snip_scores
 from lth_core.errors import UsageError
 from lth_core.masks import Mask
 from lth_core.strategies import STRATEGIES, PruneStep, ScoringHook
@@ -160,14 +162,14 @@ def mlp_step(model: nn.Module, mask: Mask, rate: float, global_: bool) -> PruneS
     )
 
 
-@pytest.mark.parametrize("name", ["snip", "grasp", "synflow", "magnitude_init"])
+@pytest.mark.parametrize("name", ["snip", "grasp", "synflow", "magnitude_init", "snip_iterative"])
 @pytest.mark.parametrize("scope", ["layerwise", "global"])
 def test_counts_are_exact_and_pruned_entries_never_revive(name, scope):
     model = mlp([10, 20, 12, 5])
     g = torch.Generator().manual_seed(1)
     names = [n for n, p in model.named_parameters() if n.endswith("weight")]
     start = Mask({n: torch.rand(model.get_parameter(n).shape, generator=g) < 0.8 for n in names})
-    params = {"scope": scope, **({"rounds": 7} if name == "synflow" else {})}
+    params = {"scope": scope, **({"rounds": 7} if name in ("synflow", "snip_iterative") else {})}
     out = STRATEGIES.build(name, params)(mlp_step(model, start, 0.7, scope == "global"))
     for n in names:
         assert not (out[n] & ~start[n]).any()  # a pruned entry stays pruned
@@ -208,12 +210,38 @@ def test_synflow_is_finite_on_a_deep_mlp_where_float32_overflows():
     assert all(int(out[n].sum()) > 0 for n in names)  # and no layer collapses
 
 
+@pytest.mark.parametrize("scope", ["layerwise", "global"])
+def test_snip_iterative_rescores_the_masked_model_each_round(scope):
+    model = mlp([10, 20, 12, 5])
+    names = [n for n, p in model.named_parameters() if n.endswith("weight")]
+    full = Mask({n: torch.ones(model.get_parameter(n).shape, dtype=torch.bool) for n in names})
+    step = mlp_step(model, full, 0.91, scope == "global")
+    one = STRATEGIES.build("snip_iterative", {"scope": scope, "rounds": 1})(step)
+    snip = STRATEGIES.build("snip", {"scope": scope})(step)
+    assert all(torch.equal(one[n], snip[n]) for n in names)  # one round is SNIP
+    # two rounds by hand: SNIP to density 0.09^(1/2) = 0.3, then SNIP of the model masked so, to 0.09
+    half = STRATEGIES.build("snip", {"scope": scope})(replace(step, rates={n: 0.7 for n in names}))
+    rel = {n: 1 - 0.09 / (int(half[n].sum()) / full[n].numel()) for n in names}
+    if scope == "global":
+        rel = {n: 1 - 0.09 * full.num_total / half.num_kept for n in names}
+    second = replace(step, mask=half, rates=rel)
+    scores = _snip_scores(step, half, 1)
+    assert not all(torch.allclose(scores[n], STRATEGIES.get("snip").scores(step)[n]) for n in names)  # re-scored
+    expected = STRATEGIES.build("snip", {"scope": scope}).prune(second, scores)
+    two = STRATEGIES.build("snip_iterative", {"scope": scope, "rounds": 2})(step)
+    assert all(torch.equal(two[n], expected[n]) for n in names)
+    assert two.num_kept == full.num_kept - round(0.91 * full.num_kept) or scope == "layerwise"
+
+
 @pytest.mark.parametrize(
     "name,params,expected",
     [
         ("snip", {"batches": 0}, "--snip-batches 0 must be >= 1"),
         ("synflow", {"rounds": -1}, "--synflow-rounds -1 must be >= 1"),
         ("grasp", {"scope": "local"}, "--grasp-scope 'local': choose from global, layerwise"),
+        ("snip_iterative", {"rounds": 0}, "--snip-iterative-rounds 0 must be >= 1"),
+        ("snip_iterative", {"batches": 0}, "--snip-iterative-batches 0 must be >= 1"),
+        ("movement", {"scope": "top"}, "--movement-scope 'top': choose from global, layerwise"),
     ],
 )
 def test_bad_parameters_name_the_flag(name, params, expected):

@@ -81,13 +81,13 @@ def test_a_folder_of_the_previous_release_continues(tmp_path):
 def test_a_record_of_the_wrong_shape_is_quarantined_and_rebuilt(tmp_path, content):
     assert cli(tmp_path) == 0
     (folder,) = tmp_path.iterdir()
-    good = pd.read_csv(folder / "results.csv").drop(columns=["wall_seconds"])
+    good = pd.read_csv(folder / "results.csv").drop(columns=["wall_seconds", "scoring_s"], errors="ignore")
     (folder / "jobs" / "L01-ticket-t0.json").write_text(content)
     assert cli(tmp_path) == 0
     (moved,) = (folder / "corrupt").iterdir()
     assert moved.read_text() == content and moved.name.startswith("L01-ticket-t0.json")
     assert any("wrong shape" in r for r in json.loads((folder / "run.json").read_text())["recovered"])
-    again = pd.read_csv(folder / "results.csv").drop(columns=["wall_seconds"])
+    again = pd.read_csv(folder / "results.csv").drop(columns=["wall_seconds", "scoring_s"], errors="ignore")
     pd.testing.assert_frame_equal(good, again)
 
 

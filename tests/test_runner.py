@@ -13,7 +13,7 @@ from lth_core.imp_runner import ImpRunner
 from lth_core.masks import Mask
 from lth_core.store import RunStore
 
-VOLATILE = ["wall_seconds", "git_commit"]
+VOLATILE = ["wall_seconds", "scoring_s", "git_commit"]
 
 
 def run(tmp, imp=None, cfg=None, adapter=None, **opts):

@@ -26,6 +26,8 @@ PAPER_PRESETS = [
     "stabilizing-vgg19",
     "morcos2019-transfer",
     "you2020-earlybird",
+    "frankle2021-pai",
+    "frankle2021-pai-vgg16",
 ]
 
 
@@ -121,7 +123,7 @@ def check_tiny_level(preset: str, argv: list[str], out: Path, capsys) -> None:
     assert main(argv) == 0
     folder = run_folder(out)
     rows = pd.read_csv(folder / "results.csv")
-    assert sorted(rows.kind) == ["dense", "random_mask", "random_reinit", "ticket"]
+    assert sorted(rows.kind) == sorted(["dense", "ticket", *VisionAdapter.presets[preset].imp["controls"].split(",")])
     assert (rows.status == "ok").all(), rows.error.tolist()
     meta = json.loads((folder / "run.json").read_text())
     assert meta["preset"] == preset and meta["budget"] == 3
@@ -188,3 +190,21 @@ def test_missing_data_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys)
     assert e.value.code == 2 and len(err.splitlines()) == 1
     assert "cifar-10-batches-py" in err and "--download" in err
     assert list(tmp_path.iterdir()) == []  # no run folder, no data folder, nothing
+
+
+def test_frankle2021_pai_is_pruning_at_init_from_20_to_99_5_percent_sparsity():
+    for name, model in (("frankle2021-pai", "resnet20"), ("frankle2021-pai-vgg16", "vgg16")):
+        p = VisionAdapter.presets[name]
+        imp = apply(ImpConfig(), p.imp)
+        assert (imp.schedule, imp.rewind_step, p.domain["model"], p.domain["dataset"]) == (
+            "at_init",
+            "0",
+            model,
+            "cifar10",
+        )
+        densities = [(1 - imp.rate) ** level for level in range(1, imp.levels + 1)]
+        assert densities[0] == pytest.approx(0.8) and 0.004 < densities[-1] < 0.005  # sparsity 20% .. 99.5%
+        assert set(imp.control_names()) == {"layer_shuffle", "random_reinit", "inverted"}
+        d = p.domain
+        assert (d["lr"], d["momentum"], d["weight_decay"], d["batch_size"]) == (0.1, 0.9, 1e-4, 128)
+        assert d["iterations"] == round(160 * 45000 / 128) and d["lr_milestones"] == "28125,42188"  # 80, 120 epochs

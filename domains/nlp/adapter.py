@@ -30,6 +30,11 @@ class NLPAdapter(Adapter):
     packages = ("fairseq-fixed", "sacrebleu", "sentencepiece")
     Config = NLPConfig
     presets = PRESETS
+    refusals = {
+        "input_shape": "its inputs are discrete tokens (an all-ones input has no meaning before the embedding, whose "
+        "table would get no flow) and attention's softmax and layer norm break SynFlow's path-flow argument; "
+        "use snip, snip_iterative, grasp or movement"
+    }
 
     def __init__(self, config: NLPConfig) -> None:
         super().__init__(config)

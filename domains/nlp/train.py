@@ -24,7 +24,7 @@ from domains.nlp.fairseq_quiet import fairseq_warnings_quiet
 from domains.nlp.tasks import TASKS, TaskSpec, loss_on
 from lth_core.errors import Diverged
 from lth_core.job import Job, Outcome, StateDict
-from lth_core.mask_hold import MaskHold
+from lth_core.mask_hold import GradSums, MaskHold
 from lth_core.masks import Mask
 from lth_core.protocol import EvalGrid, JobProtocol, Trainee
 
@@ -68,6 +68,7 @@ def _run_job(session, job: Job, scratch_root: Path) -> Outcome:
     model = fit(session.build_model(job.seed), job.weights)  # a compacted ticket's weights: cut to their shapes
     model.to(session.device)
     hold = MaskHold(model, Mask(job.mask)) if job.mask is not None else None
+    sums = GradSums.for_job(model, job)  # fairseq's gradients before its division by the sample size
     scratch_root.mkdir(parents=True, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix="job-", dir=scratch_root)  # where fairseq would write crash.pt
     metrics.reset()
@@ -114,10 +115,14 @@ def _run_job(session, job: Job, scratch_root: Path) -> Outcome:
         bar.close()
         if hold is not None:
             hold.assert_held()
+        grad_sums = sums.take() if sums is not None else None
         out = protocol.finish(step, extras={"metric_signature": spec.signature(config)})
         out.extras["final_val"] = out.curve[-1].val
+        out.grad_sums = grad_sums
         return out
     finally:
         if hold is not None:
             hold.release()
+        if sums is not None:
+            sums.take()
         shutil.rmtree(scratch, ignore_errors=True)

@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import ClassVar, Mapping
 
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.policies import BasePolicy
 from torch import Tensor, nn
 
@@ -37,7 +38,7 @@ from domains.rl.config import RLConfig, parse_algo_kwargs
 from domains.rl.envs import probe
 from domains.rl.evaluation import METRIC, TEST_SEED, VAL_SEED, EvalSplit
 from domains.rl.loss import rollout_loss
-from domains.rl.policy import make_policy, parse_arch, policy_kwargs, policy_name, prunable_groups
+from domains.rl.policy import flow_output, make_policy, parse_arch, policy_kwargs, policy_name, prunable_groups
 from domains.rl.presets import PRESETS
 from domains.rl.structure import policy_families
 from domains.rl.train import Setup, build_algorithm, train_job
@@ -154,6 +155,17 @@ class RLAdapter(Adapter):
 
     def training_loss(self, model: nn.Module, batches: int, seed: int) -> Tensor:
         return rollout_loss(self.setup, model, batches, seed)
+
+    def input_shape(self) -> tuple[int, ...]:
+        """The observation's shape (SynFlow scores the policy on an all-ones observation: see `flow_output`)."""
+        space = self.info.observation_space
+        if not isinstance(space, spaces.Box):
+            raise self.unsupported(f"give one input shape for {type(space).__name__} observations (Box only)")
+        return tuple(space.shape)
+
+    def flow_output(self, model: nn.Module, x: Tensor) -> Tensor:
+        """R = the sum of the policy head's and the value head's outputs (DQN: of the Q-values)."""
+        return flow_output(model, x)
 
     def structure(self, model: nn.Module) -> list[GroupFamily]:
         return policy_families(model)

@@ -126,3 +126,22 @@ def mirror_violations(hold: MaskHold) -> dict[str, int]:
         if n:
             bad[name] = n
     return bad
+
+
+def flow_output(policy: nn.Module, obs: Tensor) -> Tensor:
+    """The heads SynFlow sums into R, on observations `obs` taken as already preprocessed (SB3's own
+    preprocessing would cast them to float32): actor-critic policies (A2C, PPO) the action head's outputs (logits,
+    or means for continuous actions) beside the value head's; DQN the online network's Q-values."""
+    from stable_baselines3.common.policies import ActorCriticPolicy
+    from stable_baselines3.dqn.policies import DQNPolicy
+
+    if isinstance(policy, DQNPolicy):
+        return policy.q_net.q_net(policy.q_net.features_extractor(obs))
+    if not isinstance(policy, ActorCriticPolicy):
+        raise TypeError(f"no SynFlow output for the policy {type(policy).__name__}")
+    if policy.share_features_extractor:
+        latent_pi, latent_vf = policy.mlp_extractor(policy.features_extractor(obs))
+    else:
+        latent_pi = policy.mlp_extractor.forward_actor(policy.pi_features_extractor(obs))
+        latent_vf = policy.mlp_extractor.forward_critic(policy.vf_features_extractor(obs))
+    return torch.cat([policy.action_net(latent_pi).flatten(1), policy.value_net(latent_vf).flatten(1)], dim=1)

@@ -16,7 +16,7 @@ from domains.rl.envs import EnvInfo
 from domains.rl.evaluation import METRIC, TEST_SEED, VAL_SEED, EvalSplit, RLTrainee
 from domains.rl.policy import mirror_violations, policy_name, target_mirrors
 from lth_core.job import Job, Outcome
-from lth_core.mask_hold import MaskHold
+from lth_core.mask_hold import GradSums, MaskHold
 from lth_core.masks import Mask
 from lth_core.protocol import EvalGrid, JobProtocol
 
@@ -55,9 +55,10 @@ def train_job(setup: Setup, job: Job) -> Outcome:
     model = build_algorithm(setup, job.order_seed)  # exploration and env resets: the job's order seed
     val = EvalSplit(setup.info, setup.eval_episodes, VAL_SEED, setup.max_episode_steps)
     test = EvalSplit(setup.info, setup.eval_episodes, TEST_SEED, setup.max_episode_steps)
-    hold = None
+    hold, sums = None, None
     try:
         fit(model.policy, job.weights)  # a compacted ticket's weights: the policy is cut to their shapes first
+        sums = GradSums.for_job(model.policy, job)  # SB3's gradients before its norm clipping
         if job.mask is not None:
             mirrors = target_mirrors(model.policy, list(job.mask)) if setup.algo.target_network else None
             hold = MaskHold(model.policy, Mask(job.mask), mirrors=mirrors)
@@ -83,7 +84,9 @@ def train_job(setup: Setup, job: Job) -> Outcome:
             hold.assert_held()
             if bad := mirror_violations(hold):
                 raise AssertionError(f"pruned weights revived in the target network: {bad}")
+        grad_sums = sums.take() if sums is not None else None
         out = protocol.finish(end)
+        out.grad_sums = grad_sums
         threshold = setup.info.reward_threshold  # the first evaluation step whose validation return reached it
         reached = [p.step for p in out.curve if threshold is not None and p.val >= threshold]
         out.extras = {
@@ -94,6 +97,8 @@ def train_job(setup: Setup, job: Job) -> Outcome:
     finally:
         if hold is not None:
             hold.release()
+        if sums is not None:
+            sums.take()
         val.close()
         test.close()
         model.get_env().close()

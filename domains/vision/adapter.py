@@ -78,11 +78,15 @@ class VisionAdapter(Adapter):
         return train_job(model, self.data(), job, c, c.torch_device())
 
     def train_batch(self, jobs: list[Job]) -> list[Outcome] | None:
-        """The jobs of a level in one pass: stacked where that pays, else in turn (batched_training.py)."""
+        """The jobs of a level in one pass: stacked where that pays, else in turn (batched_training.py).
+        None (one by one) for jobs that sum their gradients (`Job.grad_sums`): the stacked loop has no hooks."""
         from domains.vision.batched_training import train_batch
 
         if any(j.keep is not None for j in jobs):
             return None  # compacted jobs differ in shapes: the executor trains them one by one
+        if any(j.grad_sums for j in jobs):
+            return None
+
         c = self.config  # threads: the batched executor's (one pass of several jobs), not --threads per training
         with self._lock:  # passes may run side by side on threads; build() seeds the global RNG
             model, data = self.build(0), self.data()

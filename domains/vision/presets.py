@@ -11,6 +11,10 @@ images at batch 64) on CIFAR-10 with standard crop+flip augmentation, SGD moment
 weight decay 1e-4, lr / 10 at 20K, 25K (ResNet-20) or 80 and 120 epochs (VGG-19); global magnitude
 pruning of 20% of the convolution weights per level, the output layer not pruned; rewinding to
 iteration 500 finds matching tickets where rewinding to 0 does not (sweep it with --rewind-step).
+Frankle, Dziugaite, Roy & Carbin 2021 ("Pruning Neural Networks at Initialization: Why are we missing the
+mark?"): VGG-16 and ResNet-20 on CIFAR-10, 160 epochs at batch 128, SGD 0.1 momentum 0.9, wd 1e-4, lr / 10 at
+80 and 120 epochs; SNIP, GraSP, SynFlow and magnitude at init against random pruning and IMP, with the
+layer_shuffle / reinit / inverted ablations, at sparsities from 20% to 99.5%.
 Morcos et al. 2019 ("One ticket to win them all"): tickets found on one dataset or optimiser trained
 on another, against the same controls.
 """
@@ -304,3 +308,38 @@ _add(
         },
     )
 )
+
+PAI_IMP = {  # densities 0.8^L, L = 1..24: sparsity 20% to 99.53%; every layer in one global ranking
+    "levels": 24,
+    "rate": 0.2,
+    "rate_overrides": "",
+    "strategy": "synflow",
+    "schedule": "at_init",
+    "controls": "layer_shuffle,random_reinit,inverted",
+    "trials": 3,
+    "rewind_step": "0",
+}
+PAI_HELP = (
+    "Frankle et al. 2021 (pruning at init: why are we missing the mark?), GPU: {model} on CIFAR-10, SGD 0.1 momentum "
+    "0.9, wd 1e-4, batch 128, 56,250 iterations (160 epochs of 45K), lr/10 at 80 and 120 epochs; each level's mask "
+    "drawn at init straight to density 0.8^L for 24 levels (sparsity 20%-99.5%), all layers ranked globally; ticket "
+    "vs layer_shuffle, random_reinit and inverted, 3 trials. --strategy snip|grasp|synflow|magnitude_init|"
+    "snip_iterative|random picks the criterion; IMP on the same grid: --schedule iterative --strategy "
+    "magnitude_global (with --rewind-step for rewinding)"
+)
+for _name, _model in (("frankle2021-pai", "resnet20"), ("frankle2021-pai-vgg16", "vgg16")):
+    _add(
+        Preset(
+            _name,
+            PAI_HELP.format(model={"resnet20": "ResNet-20", "vgg16": "VGG-16"}[_model]),
+            imp=dict(PAI_IMP),
+            domain={
+                **SGD_CIFAR,
+                "model": _model,
+                "batch_size": 128,
+                "iterations": 56250,
+                "lr_milestones": "28125,42188",
+                "eval_every": 2000,
+            },
+        )
+    )

@@ -19,7 +19,7 @@ from domains.vision.config import VisionConfig
 from domains.vision.data import Data, Split
 from domains.vision.optim import OPTIMIZERS, Schedule
 from lth_core.job import Job, Outcome, StateDict
-from lth_core.mask_hold import MaskHold
+from lth_core.mask_hold import GradSums, MaskHold
 from lth_core.masks import Mask
 from lth_core.protocol import EvalGrid, JobProtocol, Trainee
 
@@ -92,6 +92,7 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
     model.to(device).train()
     # This loop owns its optimizer, so it masks gradients in place after backward instead of through hooks.
     hold = MaskHold(model, Mask(job.mask), hooks=False) if job.mask is not None else None
+    sums = GradSums.for_job(model, job)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = OPTIMIZERS.get(c.optimizer)(params, c)
     schedule = Schedule(c)
@@ -143,7 +144,9 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
         hold.release()
     seconds = time.perf_counter() - t0
     trained = end - job.start_step
+    grad_sums = sums.take() if sums is not None else None
     out = protocol.finish(end)
+    out.grad_sums = grad_sums
     best = protocol.tracker.best
     assert best is not None
     out.extras = {
