@@ -133,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [(d, p) for d in domains for p in ([cfg.preset] if cfg.preset else smoke_presets(d))]
         with tempfile.TemporaryDirectory(prefix="lth-smoke-") as tmp:
             out = Path(cfg.out or tmp)
-            results = [run_smoke(d, p, out) for d, p in jobs]
+            results = []
+            for d, p in jobs:
+                results.append(run_smoke(d, p, out))
+                print(f"smoke {d} {p}: {results[-1].row()}", file=sys.stderr, flush=True)  # each as it ends
     except UsageError as e:
         fail(str(e))
     print(table(results))
