@@ -86,7 +86,8 @@ h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #aaa}h
 table{border-collapse:collapse;margin:.6em 0;font-size:.88em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}
-img{max-width:100%;border:1px solid #ddd}.note{color:#555;font-size:.9em}.bad{color:#a00}
+img{max-width:100%;height:auto;border:1px solid #ddd}
+.scroll{max-width:100%;overflow-x:auto}h1,h2,h3,h4,p,summary{overflow-wrap:anywhere}.note{color:#555;font-size:.9em}.bad{color:#a00}
 details{margin:.5em 0}summary{cursor:pointer;font-weight:600}code{background:#f4f4f4;padding:0 .2em}
 """
 
@@ -262,37 +263,57 @@ def overview(views: list[TaskView]) -> dict:
     return table(pd.DataFrame(rows).fillna("—"))
 
 
-def advantage_png(views: list[TaskView]) -> bytes | None:
-    """Ticket minus best control, as a fraction of |dense mean|, so domains share one axis."""
-    fig, ax = plt.subplots(figsize=(8, 4))
-    drawn, densities = 0, []
+def spaced_ticks(values: list[float], slots: int = 8) -> list[float]:
+    """Densities (in %) to label on one log axis: from the largest down, each at least 1/`slots` of the axis's
+    log span from the last one kept, so no two labels share a place however close two densities are."""
+    ticks = sorted({v for v in values if v > 0}, reverse=True)
+    if len(ticks) < 2:
+        return ticks
+    gap = (math.log10(ticks[0]) - math.log10(ticks[-1])) / slots
+    kept = [ticks[0]]
+    for v in ticks[1:]:
+        if math.log10(kept[-1]) - math.log10(v) >= gap:
+            kept.append(v)
+    return kept
+
+
+def advantage_figure(views: list[TaskView]) -> plt.Figure | None:
+    """Ticket minus best control, as a fraction of |dense mean|, one axis per task (each its own density ticks)."""
+    series = []
     for v in views:
         g = gaps(v.summary)
         dense = v.summary[(v.summary["kind"] == "dense") & (v.summary["n"] > 0)]
         if g.empty or dense.empty or dense["score_mean"].iloc[0] == 0:
             continue
         scale = abs(float(dense["score_mean"].iloc[0]))
-        g = g.sort_values("density", ascending=False)
-        ax.plot(
-            g["density"] * 100, g["advantage"] / scale * 100, marker="o", label=f"{v.domain} · {v.task} ({v.run.name})"
-        )
-        drawn += 1
-        densities += list(g["density"] * 100)
-    if not drawn:
-        plt.close(fig)
+        series.append((v, g.sort_values("density", ascending=False), scale))
+    if not series:
         return None
-    ax.axhline(0, color="gray", linewidth=1, linestyle=":")
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.3g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ticks = sorted(set(densities), reverse=True)
-    ax.set_xticks(ticks[:: max(1, len(ticks) // 8)])
-    ax.set_xlabel("percent of weights remaining")
-    ax.set_ylabel("ticket advantage over best control\n(% of |dense mean|; > 0 = ticket better)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    fig, axes = plt.subplots(len(series), 1, figsize=(8, 0.9 + 2.4 * len(series)), squeeze=False, sharey=True)
+    for ax, (v, g, scale) in zip(axes[:, 0], series):
+        x = list(g["density"] * 100)
+        ax.plot(x, g["advantage"] / scale * 100, marker="o")
+        ax.set_title(f"{v.domain} · {v.task} ({v.run.name})", fontsize=9, loc="left")
+        ax.axhline(0, color="gray", linewidth=1, linestyle=":")
+        ax.set_xscale("log")
+        if len(set(x)) > 1:
+            ax.set_xlim(max(x) * 1.15, min(x) / 1.15)  # decreasing to the right, as figure1
+        else:
+            ax.invert_xaxis()
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda t, _: f"{t:.3g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(spaced_ticks(x))
+        ax.grid(True, which="both", alpha=0.3)
+    axes[-1, 0].set_xlabel("percent of weights remaining")
+    fig.supylabel("ticket advantage over best control\n(% of |dense mean|; > 0 = ticket better)", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def advantage_png(views: list[TaskView]) -> bytes | None:
+    fig = advantage_figure(views)
+    if fig is None:
+        return None
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)

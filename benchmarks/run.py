@@ -18,7 +18,7 @@ from lth_core.components import component_flags, component_params
 from lth_core.config import DomainConfig, ImpConfig, RunOptions, opt
 from lth_core.errors import UsageError
 from lth_core.imp_runner import ImpRunner
-from lth_core.presets import apply
+from lth_core.presets import SMOKE_IMP, Preset, apply
 
 PROG = "python -m benchmarks.run"
 
@@ -29,6 +29,16 @@ class Selection:
 
     domain: str = opt("vision", f"domain to run: {', '.join(domain_names())}, or 'all' for each in turn")
     preset: str = opt("quick", "named settings of the domain (listed below with --domain D --help)")
+    smoke: bool = opt(
+        False,
+        "a smoke of the preset: its dense network and one level of one trial, at the preset's smoke budget on "
+        "generated data (its 'smoke:' line below), in minutes on a CPU; explicit flags still win",
+    )
+
+
+def _smoke_line(p: Preset, config: type[DomainConfig]) -> str:
+    values = {**SMOKE_IMP, **config.smoke_evaluation(), **p.smoke}
+    return "\n  " + " " * 24 + " smoke: " + ", ".join(f"{k}={v}" for k, v in values.items())
 
 
 @dataclass
@@ -52,7 +62,7 @@ def make_adapter(domain: str, config: DomainConfig, table: dict[str, str] = DOMA
     return load_adapter_class(domain, table)(config)
 
 
-def parse(argv: list[str], domain: str, preset_name: str, table: dict[str, str] = DOMAINS) -> Plan:
+def parse(argv: list[str], domain: str, preset_name: str, table: dict[str, str] = DOMAINS, smoke: bool = False) -> Plan:
     """Parse and validate every flag for one domain (`--domain` itself is taken from `domain`, so 'all' works too)."""
     cls = load_adapter_class(domain, table)
     if preset_name not in cls.presets:
@@ -60,14 +70,16 @@ def parse(argv: list[str], domain: str, preset_name: str, table: dict[str, str] 
             f"unknown preset {preset_name!r} for domain {domain!r}; valid choices: {', '.join(sorted(cls.presets))}"
         )
     preset = cls.presets[preset_name]
-    presets_help = "\n".join(f"  {p.name:<24} {p.help}" for p in cls.presets.values())
+    presets_help = "\n".join(f"  {p.name:<24} {p.help}{_smoke_line(p, cls.Config)}" for p in cls.presets.values())
     parser = OneLineParser(prog=PROG, description=__doc__, epilog=f"presets of domain {domain!r}:\n{presets_help}")
     parser.add_arguments(Selection, dest="selection")
-    imp_default = apply(ImpConfig(), preset.imp)
+    imp_default = apply(ImpConfig(), {**preset.imp, **(SMOKE_IMP if smoke else {})})
     parser.add_arguments(ImpConfig, dest="imp", default=imp_default)
     groups = component_flags(parser, imp_default.params)
     parser.add_arguments(RunOptions, dest="options")
-    parser.add_arguments(cls.Config, dest="domain_config", default=apply(cls.Config(), preset.domain))
+    smoke_values = {**cls.Config.smoke_evaluation(), **preset.smoke} if smoke else {}
+    domain_default = apply(cls.Config(), {**preset.domain, **smoke_values})
+    parser.add_arguments(cls.Config, dest="domain_config", default=domain_default)
     ns = parser.parse_args(argv)
     ns.imp.params = component_params(ns, groups, {ns.imp.strategy, ns.imp.schedule, *ns.imp.control_names()})
     ns.imp.validate()
@@ -96,7 +108,7 @@ def main(argv: list[str] | None = None, table: dict[str, str] = DOMAINS) -> int:
     try:
         sel = pre.parse_known_args(argv)[0].selection
         domains = domain_names(table) if sel.domain == "all" else [sel.domain]
-        plans = [parse(argv, d, sel.preset, table) for d in domains]  # all checked before the first writes
+        plans = [parse(argv, d, sel.preset, table, sel.smoke) for d in domains]  # all checked before the first writes
         for plan in plans:
             run_plan(plan)
     except UsageError as e:

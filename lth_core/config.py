@@ -113,6 +113,15 @@ def check_imp_numbers(imp: "ImpConfig") -> None:
         )
 
 
+def fields_by_name(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in fields(cls)}
+
+
+def _declared(cls: type, key: str) -> list[str]:
+    """Names of the fields whose `opt(...)` declaration carries `key` (e.g. cadence=True, eval_floor=F)."""
+    return [f.name for f in fields(cls) if key in f.metadata]
+
+
 @dataclass
 class DomainConfig:
     """Base of each domain's config: what every domain has (a budget scale, a device, torch threads).
@@ -124,6 +133,12 @@ class DomainConfig:
     budget_scale: float = opt(
         1.0, "multiply the training budget and evaluation cadence by this (e.g. 0.01 for a smoke run)"
     )
+    eval_points: int = opt(
+        4,
+        "under --budget-scale < 1: at most this many evaluation points per training (the cadence widens to fit), "
+        "so evaluation shrinks with the budget; 0 = every scaled cadence step",
+        identity=False,  # its effect joins the identity through identity_extras (scaled_evaluation)
+    )
     device: str = opt("auto", "device: auto (a GPU when one is visible), cpu, cuda or cuda:N", identity=False)
     threads: int = opt(
         0, "torch CPU threads per training (0 = leave it to the executor's --cpus-per-job)", identity=False
@@ -133,17 +148,60 @@ class DomainConfig:
         """A step count under --budget-scale (at least 1)."""
         return max(1, int(round(n * self.budget_scale)))
 
+    def scaling_down(self) -> bool:
+        return self.budget_scale < 1.0
+
+    def eval_cadence_for(self, budget: int) -> int:
+        """Steps between evaluation points: the field declared `opt(..., cadence=True)` x --budget-scale; under a
+        scale < 1 widened so that a training of `budget` steps has at most `eval_points` points (evaluation
+        then costs a share of the budget, not a fixed count of points however small the budget)."""
+        every = self.scaled(getattr(self, _declared(type(self), "cadence")[0]))
+        if self.scaling_down() and self.eval_points > 0:
+            every = max(every, math.ceil(budget / self.eval_points))
+        return every
+
+    def eval_size(self, name: str, full: int | None = None) -> int:
+        """What one evaluation reads (episodes, examples, lines) under --budget-scale: the field `name`, declared
+        `opt(..., eval_floor=F)` (`full` where the field is 0 = all), x the scale when it is < 1, never below F
+        nor above the full value."""
+        value = getattr(self, name) or (full if full is not None else 0)
+        floor = fields_by_name(type(self))[name].metadata["eval_floor"]
+        if not self.scaling_down() or value <= floor:
+            return value
+        return max(floor, math.ceil(value * self.budget_scale))
+
+    @classmethod
+    def smoke_evaluation(cls) -> dict[str, Any]:
+        """A smoke's evaluation: two points (one to stop early at, one at the end) and every declared evaluation
+        size at its floor (a smoke checks that a preset runs, not what it scores: the least that still evaluates)."""
+        floors = {name: fields_by_name(cls)[name].metadata["eval_floor"] for name in _declared(cls, "eval_floor")}
+        return {"eval_points": 2, **floors}
+
+    def scaled_evaluation(self) -> dict[str, Any]:
+        """What a scale < 1 did to evaluation, for the run's identity and run.json: the points' bound and each
+        declared evaluation size (its value, or the rule where the size is only known from the data)."""
+        if not self.scaling_down():
+            return {}
+        sizes: dict[str, Any] = {}
+        for name in _declared(type(self), "eval_floor"):
+            floor = fields_by_name(type(self))[name].metadata["eval_floor"]
+            sizes[name] = self.eval_size(name) if getattr(self, name) else f"max({floor}, ceil(n x scale)) of n"
+        return {"scaled_evaluation": {"eval_points": self.eval_points, **sizes}}
+
     def validate(self) -> None:
         """Raise UsageError with one line naming the bad value and the valid choices; never change a field."""
         if not (self.budget_scale > 0 and math.isfinite(self.budget_scale)):
             raise UsageError(f"--budget-scale {self.budget_scale} must be > 0")
+        if self.eval_points < 0:
+            raise UsageError(f"--eval-points {self.eval_points} must be >= 0 (0 = no bound)")
         if not 0 <= self.threads <= MAX_THREADS:
             raise UsageError(f"--threads {self.threads} must be in [0, {MAX_THREADS}]")
 
     def identity_extras(self) -> dict[str, Any]:
         """Values resolved from outside the fields that join the run's identity beside them (e.g. a hash of the
-        data files the run reads, so the hash follows the data, not the folder's path). Called after `validate`."""
-        return {}
+        data files the run reads, so the hash follows the data, not the folder's path). Called after `validate`.
+        This base part records what a --budget-scale < 1 did to evaluation; subclasses add theirs to it."""
+        return self.scaled_evaluation()
 
 
 @dataclass

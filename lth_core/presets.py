@@ -14,6 +14,12 @@ class Preset:
     help: str
     imp: Mapping[str, Any] = field(default_factory=dict)  # ImpConfig field -> value
     domain: Mapping[str, Any] = field(default_factory=dict)  # the domain Config's field -> value
+    # `--smoke`: the domain fields that make one level of one trial run in minutes on a CPU (a budget scale,
+    # generated data); SMOKE_IMP cuts the levels and trials. {} = the preset as it is, levels and trials cut.
+    smoke: Mapping[str, Any] = field(default_factory=dict)
+
+
+SMOKE_IMP: Mapping[str, Any] = {"levels": 1, "trials": 1}  # every --smoke: the dense network, one level, one trial
 
 
 def apply(cfg: Any, values: Mapping[str, Any]) -> Any:

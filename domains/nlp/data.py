@@ -228,5 +228,14 @@ def _hf_load(cfg: "NLPConfig") -> Corpus:
 SOURCES.add("hf", Source(_hf_load, lambda cfg: ""))  # identity: hf_dataset, hf_config, hf_revision fields
 
 
+def _eval_cut(corpus: Corpus, cfg: "NLPConfig") -> Corpus:
+    """Validation and test cut to their first `cfg.eval_size("eval_lines", n)` lines (all of them by default)."""
+    splits = dict(corpus.splits)
+    for s in ("valid", "test"):
+        n = cfg.eval_size("eval_lines", len(splits[s][0]))
+        splits[s] = tuple(col[:n] for col in splits[s])
+    return Corpus(splits)
+
+
 def load_corpus(cfg: "NLPConfig") -> Corpus:
-    return _limit(SOURCES.get(cfg.dataset).load(cfg), cfg.train_limit)
+    return _eval_cut(_limit(SOURCES.get(cfg.dataset).load(cfg), cfg.train_limit), cfg)

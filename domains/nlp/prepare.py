@@ -112,6 +112,8 @@ def data_key(cfg: "NLPConfig") -> str:
     ident = {f: getattr(cfg, f) for f in DATA_FIELDS}
     if cfg.tokenizer == "word":
         ident["vocab_size"] = 0  # all words are kept
+    if cfg.eval_lines or cfg.scaling_down():  # the evaluation splits are cut (absent: whole, as before)
+        ident["eval_cut"] = [cfg.eval_lines, cfg.budget_scale]
     blob = json.dumps({"version": PREP_VERSION, **ident}, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -18,6 +18,9 @@ from lth_core.presets import Preset
 
 PRESETS: dict[str, Preset] = {}
 
+# --smoke: the generated task in place of a folder or the hub (the preset's model, optimiser and protocol kept)
+SYNTHETIC = {"dataset": "synthetic", "data_dir": "", "hf_dataset": "", "hf_config": "", "synthetic_size": 2000}
+
 
 def _add(p: Preset) -> None:
     PRESETS[p.name] = p
@@ -106,6 +109,7 @@ _add(
             "clip_norm": 1.0,
             "prune_embeddings": False,
         },
+        smoke={**SYNTHETIC, "vocab_size": 512, "budget_scale": 0.05},  # 100 updates
     )
 )
 
@@ -115,7 +119,8 @@ _add(
         "Yu et al. 2020: Transformer-Big (fairseq transformer_vaswani_wmt_en_de_big) on WMT'14 en-de from Hugging "
         "Face (newstest2013 validation, newstest2014 test), joint BPE 32k, Adam + inverse-sqrt, amp, 50K updates of "
         "~32K tokens, beam 4, lenpen 0.6; global magnitude pruning 20% per level for 10 levels, late rewinding "
-        "to 2% of training, ticket vs both controls (GPU; use --arch transformer for Transformer-base)",
+        "to 2% of training, ticket vs both controls (GPU; use --arch transformer for Transformer-base; its --smoke "
+        "swaps in transformer_lth_small and 1,024-token batches: no CPU trains Transformer-Big in minutes)",
         imp={
             "levels": 10,
             "rate": 0.2,
@@ -150,6 +155,18 @@ _add(
             "eval_max_tokens": 16384,
             "clip_norm": 0.0,
             "precision": "amp",
+        },
+        # Transformer-Big's one update of 32K tokens takes tens of minutes on a CPU: its smoke trains the small
+        # Transformer on 1,024-token batches (pruning, rewinding, controls, beam and length penalty kept)
+        smoke={
+            **SYNTHETIC,
+            "vocab_size": 512,
+            "precision": "fp32",
+            "arch": "transformer_lth_small",
+            "max_tokens": 1024,
+            "update_freq": 1,
+            "eval_max_tokens": 4096,
+            "budget_scale": 0.002,
         },
     )
 )
@@ -188,5 +205,6 @@ _add(
             "eval_every": 1000,
             "clip_norm": 0.25,
         },
+        smoke={**SYNTHETIC, "budget_scale": 0.0005},  # 15 updates of the 2 x 650 LSTM
     )
 )

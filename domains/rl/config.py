@@ -88,7 +88,9 @@ class RLConfig(DomainConfig):
     )
     budget_scale: float = opt(
         1.0,
-        "multiply --timesteps, --eval-every and DQN's step-count hyperparameters by this (e.g. 0.001 for a smoke run)",
+        "multiply --timesteps, --eval-every and DQN's step-count hyperparameters by this (e.g. 0.001 for a smoke run); "
+        "below 1 evaluation shrinks too (--eval-points, --eval-episodes), but an episode is always played whole "
+        "(capping it would change the return measured), so Atari evaluations stay long",
     )
     n_envs: int = opt(0, "vectorised training envs (0 = the algorithm's default for the env family)")
     net_arch: str = opt(
@@ -106,8 +108,14 @@ class RLConfig(DomainConfig):
     eval_every: int = opt(
         5000,
         "env steps between evaluations (validation for early stopping; test where it selects), before --budget-scale",
+        cadence=True,
     )
-    eval_episodes: int = opt(10, "episodes per evaluation, on each of the validation and test episode sets")
+    eval_episodes: int = opt(
+        10,
+        "episodes per evaluation, on each of the validation and test episode sets (under --budget-scale < 1: "
+        "x the scale, at least 1; episodes stay whole: an Atari game is played to its end)",
+        eval_floor=1,
+    )
     max_episode_steps: int = opt(
         0,
         "cap on an episode's steps of the underlying env (frames for Atari), for training "
@@ -181,4 +189,4 @@ class RLConfig(DomainConfig):
     def identity_extras(self) -> dict[str, Any]:
         """`--timesteps 0` is the env's recommended budget: hashed as that number, so both spellings are one run."""
         recommended = ENVS.get(self.env).timesteps if self.env in ENVS else 0
-        return {"timesteps": self.timesteps or recommended}
+        return {**super().identity_extras(), "timesteps": self.timesteps or recommended}

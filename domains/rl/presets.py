@@ -62,6 +62,7 @@ PRESETS: dict[str, Preset] = {
                 "eval_every": 10_000,
                 "eval_episodes": 20,
             },
+            smoke={"budget_scale": 0.2},  # 20,000 env steps of CartPole
         ),
         Preset(
             "yu2020-atari",
@@ -87,6 +88,8 @@ PRESETS: dict[str, Preset] = {
                 "eval_episodes": 10,
                 "job_progress": True,
             },
+            # 15,000 env steps of Pong (ale-py's ROM); an evaluation is a whole game, about 900 steps
+            smoke={"budget_scale": 0.0015, "job_progress": False, "threads": 2},
         ),
     )
 }

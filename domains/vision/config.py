@@ -32,7 +32,9 @@ class VisionConfig(DomainConfig):
     """One classification task trained by our in-memory loop; iterations count optimizer steps."""
 
     dataset: str = opt(
-        "mnist1d", "dataset: mnist1d, digits (embedded); mnist, fashion-mnist, cifar10, cifar100 (from --data-dir)"
+        "mnist1d",
+        "dataset: mnist1d, digits (embedded); mnist, fashion-mnist, cifar10, cifar100 (from --data-dir); "
+        "mnist-generated, cifar10-generated (their shapes, made in memory: smoke runs)",
     )
     model: str = opt(
         "mlp",
@@ -55,17 +57,27 @@ class VisionConfig(DomainConfig):
     )
     lr_gamma: float = opt(0.1, "learning-rate factor at each milestone")
     warmup: int = opt(0, "iterations of linear learning-rate warm-up from 0")
-    eval_every: int = opt(100, "iterations between evaluations on validation (early stopping) and test")
+    eval_every: int = opt(100, "iterations between evaluations on validation (early stopping) and test", cadence=True)
     val_size: int = opt(
         0, "training examples held out for validation (0 = the dataset's default, 5,000 for MNIST/CIFAR)"
     )
     train_size: int = opt(0, "use only this many of the remaining training examples (0 = all)")
+    eval_examples: int = opt(
+        0,
+        "validation and test examples read per evaluation, a fixed random subset of each (0 = all); under "
+        "--budget-scale < 1: x the scale, at least 100 (a scaled run's test score is then on part of the test set)",
+        identity=False,  # joins the identity where it acts (identity_extras)
+        eval_floor=100,
+    )
     mnist1d_samples: int = opt(
         10000, "MNIST-1D examples generated, 4 in 5 for training and 1 in 5 for test (the paper's file has 5,000)"
     )
     augment: str = opt("auto", "training augmentation: auto (the dataset's usual one), none, crop_flip")
     budget_scale: float = opt(
-        1.0, "multiply iterations, milestones, warm-up and eval cadence by this (e.g. 0.002 for a smoke run)"
+        1.0,
+        "multiply iterations, milestones, warm-up and eval cadence by this (e.g. 0.002 for a smoke run); below 1 "
+        "evaluation shrinks too (--eval-points, --eval-examples); a paper's batch size, model and validation "
+        "split are kept, so a smoke measures speed and plumbing, not the paper's accuracy",
     )
     test_curve: bool = opt(
         False,
@@ -99,7 +111,7 @@ class VisionConfig(DomainConfig):
         return self.scaled(self.warmup) if self.warmup > 0 else 0
 
     def eval_cadence(self) -> int:
-        return self.scaled(self.eval_every)
+        return self.eval_cadence_for(self.total_iterations())
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":
@@ -120,7 +132,7 @@ class VisionConfig(DomainConfig):
         for name in ("iterations", "batch_size", "eval_every", "eval_batch", "mnist1d_samples"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} must be >= 1")
-        for name in ("val_size", "train_size", "warmup", "threads"):
+        for name in ("val_size", "train_size", "warmup", "threads", "eval_examples"):
             if getattr(self, name) < 0:
                 raise UsageError(f"--{name.replace('_', '-')} {getattr(self, name)} must be >= 0")
         if not self.lr > 0:
@@ -157,5 +169,10 @@ class VisionConfig(DomainConfig):
         only where set (a run without the penalty keeps the hash it had before the flag existed)."""
         from domains.vision.data import DATASETS
 
-        out: dict[str, Any] = {"val_size": self.val_size or DATASETS.get(self.dataset).val_size}
+        out: dict[str, Any] = {
+            **super().identity_extras(),
+            "val_size": self.val_size or DATASETS.get(self.dataset).val_size,
+        }
+        if self.eval_examples:
+            out["eval_examples"] = self.eval_examples
         return out | ({"bn_l1": self.bn_l1} if self.bn_l1 else {})

@@ -128,14 +128,19 @@ def load(c: VisionConfig) -> Data:
                 f"{c.dataset} left after validation"
             )
         train_index = train_index[: c.train_size]
-    train_index, val_index = train_index.sort().values, val_index.sort().values
+    val_index = val_index[: c.eval_size("eval_examples", len(val_index))]  # a prefix of a random order
+    test_index = torch.arange(len(raw.test_y))
+    n_test = c.eval_size("eval_examples", len(test_index))
+    if n_test < len(test_index):
+        test_index = torch.randperm(len(test_index), generator=torch.Generator().manual_seed(SPLIT_SEED + 2))[:n_test]
+    train_index, val_index, test_index = train_index.sort().values, val_index.sort().values, test_index.sort().values
     bshape = (1, -1) + (1,) * (len(spec.shape) - 1)  # per-channel statistics broadcast over examples
     mean, std = torch.tensor(spec.mean).view(bshape), torch.tensor(spec.std).view(bshape)
     split = lambda x, y: Split((x.float() * spec.scale - mean) / std, y)
     return Data(
         train=split(raw.train_x[train_index], raw.train_y[train_index]),
         val=split(raw.train_x[val_index], raw.train_y[val_index]),
-        test=split(raw.test_x, raw.test_y),
+        test=split(raw.test_x[test_index], raw.test_y[test_index]),
         shape=spec.shape,
         classes=spec.classes,
         augment=spec.augment if c.augment == "auto" else c.augment,
@@ -435,3 +440,6 @@ DATASETS.add(
         layout="torchvision's python-pickle layout",
     ),
 )
+
+
+from domains.vision import generated as _generated  # noqa: E402,F401  (registers mnist-generated, cifar10-generated)

@@ -23,6 +23,10 @@ from __future__ import annotations
 
 from lth_core.presets import Preset
 
+# --smoke: the preset's model and protocol on generated data of the real set's shape (domains/vision/generated.py)
+MNIST_SMOKE = {"dataset": "mnist-generated", "val_size": 1000, "budget_scale": 0.01}
+CIFAR_SMOKE = {"dataset": "cifar10-generated", "val_size": 1000, "threads": 2}
+
 FC_RATES = {"strategy": "magnitude_layerwise", "rate": 0.2, "rewind_step": "0", "controls": "random_reinit,random_mask"}
 
 PRESETS: dict[str, Preset] = {}
@@ -80,13 +84,14 @@ _add(
             "val_size": 5000,
             "augment": "none",
         },
+        smoke=MNIST_SMOKE,
     )
 )
 
-for name, lr, iters, conv_rate in (
-    ("conv2", "2e-4", 20000, 0.1),
-    ("conv4", "3e-4", 25000, 0.1),
-    ("conv6", "3e-4", 30000, 0.15),
+for name, lr, iters, conv_rate, smoke_iters in (
+    ("conv2", "2e-4", 20000, 0.1, 60),
+    ("conv4", "3e-4", 25000, 0.1, 60),
+    ("conv6", "3e-4", 30000, 0.15, 50),
 ):
     _add(
         Preset(
@@ -105,6 +110,7 @@ for name, lr, iters, conv_rate in (
                 "val_size": 5000,
                 "augment": "none",
             },
+            smoke={**CIFAR_SMOKE, "budget_scale": smoke_iters / iters},
         )
     )
 
@@ -142,6 +148,7 @@ _add(
             "lr_milestones": "20000,25000",
             "eval_every": 1000,
         },
+        smoke={**CIFAR_SMOKE, "budget_scale": 0.002},  # 60 iterations of ResNet-20 at batch 128, rewind to 1
     )
 )
 
@@ -160,6 +167,7 @@ _add(
             "lr_milestones": "56240,84360",
             "eval_every": 2000,
         },
+        smoke={**CIFAR_SMOKE, "budget_scale": 0.000178},  # 20 iterations of VGG-19 at batch 64 (rewind: 0)
     )
 )
 
@@ -181,6 +189,7 @@ _add(
             "val_size": 5000,
             "augment": "none",
         },
+        smoke=MNIST_SMOKE,
     )
 )
 
