@@ -83,3 +83,17 @@ def shrink(model: nn.Module, families: list[GroupFamily], keep: Mapping[str, Ten
         if isinstance(module, (nn.Conv1d, nn.Conv2d)):
             module.in_channels = module.weight.shape[1] * module.groups
     return model
+
+
+def keep_for_shapes(model: nn.Module, families: list[GroupFamily], state: StateDict) -> dict[str, Tensor] | None:
+    """A keep that gives `model` the shapes of `state` (a compacted model's weights), or None when the shapes
+    already agree. It keeps the first groups of each family: which ones does not matter, since loading `state`
+    overwrites every kept entry."""
+    own = model.state_dict()
+    if all(own[k].shape == v.shape for k, v in state.items() if k in own):
+        return None
+    keep = {}
+    for fam in families:
+        m = fam.members[0]
+        keep[fam.name] = torch.arange(fam.count) < state[m.tensor].shape[m.dim] // m.width
+    return keep

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import torch
 from torch import Tensor, nn
 
 from domains.nlp.models import structure_families
-from lth_core.compaction import shrink
+from lth_core.compaction import keep_for_shapes, shrink
 from lth_core.job import StateDict
 
 
@@ -45,16 +44,8 @@ def compact_transformer(model: nn.Module, keep: Mapping[str, Tensor]) -> nn.Modu
 
 
 def keep_for(model: nn.Module, state: StateDict) -> dict[str, Tensor] | None:
-    """A keep that gives `model` the shapes of `state` (a compacted model's weights; the first groups of each
-    family, since loading `state` overwrites them), or None when the shapes already agree."""
-    own = model.state_dict()
-    if all(own[k].shape == v.shape for k, v in state.items() if k in own):
-        return None
-    keep = {}
-    for fam in structure_families(model):
-        m = fam.members[0]
-        keep[fam.name] = torch.arange(fam.count) < state[m.tensor].shape[m.dim] // m.width
-    return keep
+    """A keep that gives `model` the shapes of `state` (a compacted model's weights), or None when they agree."""
+    return keep_for_shapes(model, structure_families(model), state)
 
 
 def fit(model: nn.Module, state: StateDict) -> nn.Module:

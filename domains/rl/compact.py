@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import torch
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import Tensor, nn
 
 from domains.rl.structure import policy_families
-from lth_core.compaction import shrink
+from lth_core.compaction import keep_for_shapes, shrink
 from lth_core.job import StateDict
 
 
@@ -80,17 +79,8 @@ def compact_policy(policy: BasePolicy, keep: Mapping[str, Tensor]) -> BasePolicy
 
 
 def keep_for(policy: BasePolicy, state: StateDict) -> dict[str, Tensor] | None:
-    """A keep that gives `policy` the shapes of `state` (a compacted policy's weights; the first groups of each
-    family, since loading `state` overwrites them anyway), or None when the shapes already agree."""
-    own = policy.state_dict()
-    if all(own[k].shape == v.shape for k, v in state.items() if k in own):
-        return None
-    keep = {}
-    for fam in policy_families(policy):
-        m = fam.members[0]
-        kept = state[m.tensor].shape[m.dim] // m.width
-        keep[fam.name] = torch.arange(fam.count) < kept
-    return keep
+    """A keep that gives `policy` the shapes of `state` (a compacted policy's weights), or None when they agree."""
+    return keep_for_shapes(policy, policy_families(policy), state)
 
 
 def fit(policy: BasePolicy, state: StateDict) -> BasePolicy:
