@@ -93,8 +93,12 @@ def test_a_partial_cifar_folder_names_the_missing_batches(tmp_path):
 
 
 def test_unknown_dataset_lists_choices():
-    with pytest.raises(UsageError, match="unknown dataset 'svhn'; valid choices: cifar10, cifar100, digits"):
+    from domains.vision.data import DATASETS
+
+    assert {"cifar10", "cifar100", "digits", "mnist", "mnist1d"} <= set(DATASETS.names())
+    with pytest.raises(UsageError) as e:
         VisionConfig(dataset="svhn").validate()
+    assert str(e.value) == f"unknown dataset 'svhn'; valid choices: {', '.join(DATASETS.names())}"
 
 
 def test_help_lists_every_registered_choice():
