@@ -161,9 +161,9 @@ class DomainConfig:
         return every
 
     def eval_size(self, name: str, full: int | None = None) -> int:
-        """What one evaluation reads (episodes, examples, lines) under --budget-scale: the field `name`, declared
-        `opt(..., eval_floor=F)` (`full` where the field is 0 = all), x the scale when it is < 1, never below F
-        nor above the full value."""
+        """How many items one evaluation reads (in the domain's own unit) under --budget-scale: the field `name`,
+        declared `opt(..., eval_floor=F)` (`full` where the field is 0 = all), x the scale when it is < 1, never
+        below F nor above the full value."""
         value = getattr(self, name) or (full if full is not None else 0)
         floor = fields_by_name(type(self))[name].metadata["eval_floor"]
         if not self.scaling_down() or value <= floor:
