@@ -1,16 +1,19 @@
 """Which kernel trains a masked Linear weight: measured on this machine, never assumed from the density alone.
 
 `--sparse auto` times the layer's forward, backward and update on random data of its shape at its mask's
-density, masked dense against CSR (lth_core/sparse_kernels.py), interleaved in pairs, and keeps CSR where the
-median of the paired time ratios is below 1. Calibrations are cached per process by `Key` (shape, density,
-batch, threads, device), so the jobs of one IMP level, which share every layer's density, pay once (tens of ms
-per layer). `never` keeps every layer dense (the default: auto's choice depends on the machine's timing, and the
-CSR path equals the masked dense one within float tolerance, not bitwise); `always` takes CSR wherever it can.
+density, masked dense against CSR (lth_core/sparse_kernels.py), interleaved, and keeps CSR where its fastest
+step beats the dense one's (minima: on a shared machine noise only ever adds time). Calibrations are cached per
+process by `Key` (shape, density, batch, threads, device, and whether the input arrives transposed: it does
+after a CSR layer, which saves the CSR layer a copy), so the jobs of one IMP level, which share every layer's
+density, pay once (tens of ms per layer). Layers are chosen in module order, taken as the forward order (true
+of the MLPs and conv nets here); where it is not, only the estimate of a copy is off, never a result.
+`never` keeps every layer dense (the default: auto's choice depends on the machine's timing, and the CSR path
+equals the masked dense one within float tolerance, not bitwise); `always` takes CSR wherever it can.
 """
 
 from __future__ import annotations
 
-import statistics
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -21,7 +24,7 @@ from torch import Tensor, nn
 from lth_core.sparse_kernels import SparseLinear
 
 MODES = ("never", "auto", "always")
-REPS = 9  # paired repeats after a warm-up pair: enough for a stable median on a busy machine, ~10-40 ms a layer
+REPS = 11  # timed steps of each kernel after a warm-up: ~10-40 ms a layer
 
 
 @dataclass(frozen=True)
@@ -35,20 +38,29 @@ class Key:
     threads: int
     device: str
     bias: bool
+    transposed_input: bool = False  # the previous layer is a CSR one: its output is a transposed view
 
     @classmethod
-    def of(cls, layer: nn.Linear, mask: Tensor, batch: int) -> "Key":
+    def of(cls, layer: nn.Linear, mask: Tensor, batch: int, transposed_input: bool = False) -> "Key":
         density = round(float(mask.to(torch.bool).sum()) / mask.numel(), 4)
-        dev = layer.weight.device
-        threads = torch.get_num_threads()
-        return cls(layer.out_features, layer.in_features, density, batch, threads, str(dev), layer.bias is not None)
+        dev, threads = str(layer.weight.device), torch.get_num_threads()
+        return cls(
+            layer.out_features,
+            layer.in_features,
+            density,
+            batch,
+            threads,
+            dev,
+            layer.bias is not None,
+            transposed_input,
+        )
 
 
 @dataclass(frozen=True)
 class Calibration:
     kernel: str  # "dense" or "csr"
-    ratio: float  # median over pairs of csr step time / dense step time
-    dense_s: float  # median step times
+    ratio: float  # csr step time / dense step time, fastest of each
+    dense_s: float  # fastest step times
     csr_s: float
 
 
@@ -70,7 +82,10 @@ def calibrate(key: Key, reps: int = REPS) -> Calibration:
     with torch.no_grad():
         dense.weight.copy_(torch.randn(key.out, key.inn, generator=g).to(device) * mask)
     sparse = SparseLinear(dense, mask)
-    x = torch.randn(key.batch, key.inn, generator=g).to(device).requires_grad_()
+    x = torch.randn(key.batch, key.inn, generator=g).to(device)
+    if key.transposed_input:
+        x = x.t().contiguous().t()
+    x.requires_grad_()
     gy = torch.randn(key.batch, key.out, generator=g).to(device)
     m = mask.to(dense.weight.dtype)
 
@@ -98,20 +113,14 @@ def calibrate(key: Key, reps: int = REPS) -> Calibration:
 
     dense_step()  # warm-up
     csr_step()
-    pairs = []
-    for i in range(reps):  # alternate which goes first, so drift within a pair cancels
+    dense_s, csr_s = math.inf, math.inf
+    for i in range(reps):  # interleaved, alternating which goes first, so slow spells hit both
         if i % 2:
-            c, d = timed(csr_step), timed(dense_step)
+            csr_s, dense_s = min(csr_s, timed(csr_step)), min(dense_s, timed(dense_step))
         else:
-            d, c = timed(dense_step), timed(csr_step)
-        pairs.append((d, c))
-    ratio = statistics.median(c / d for d, c in pairs)
-    return Calibration(
-        "csr" if ratio < 1.0 else "dense",
-        ratio,
-        statistics.median(d for d, _ in pairs),
-        statistics.median(c for _, c in pairs),
-    )
+            dense_s, csr_s = min(dense_s, timed(dense_step)), min(csr_s, timed(csr_step))
+    ratio = csr_s / dense_s
+    return Calibration("csr" if ratio < 1.0 else "dense", ratio, dense_s, csr_s)
 
 
 def calibration(key: Key) -> Calibration:
@@ -128,6 +137,7 @@ class KernelChoice:
     mode: str
     batch: int
     calibrations: dict[str, Calibration] = field(default_factory=dict)
+    _previous: str = "dense"  # the kernel of the layer chosen last (taken as this one's input)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -138,7 +148,8 @@ class KernelChoice:
             return "dense"
         if self.mode == "always":
             return "csr"
-        c = self.calibrations[name] = calibration(Key.of(layer, mask, self.batch))
+        c = self.calibrations[name] = calibration(Key.of(layer, mask, self.batch, self._previous == "csr"))
+        self._previous = c.kernel
         return c.kernel
 
     def describe(self, kernels: dict[str, str]) -> str:

@@ -51,9 +51,8 @@ class Pattern:
         return torch.sparse_csr_tensor(self.crow, self.col, values, self.shape, check_invariants=False)
 
     def csr_t(self, values: Tensor) -> Tensor:
-        return torch.sparse_csr_tensor(
-            self.crow_t, self.col_t, values[self.perm], self.shape[::-1], check_invariants=False
-        )
+        t = values.index_select(0, self.perm)
+        return torch.sparse_csr_tensor(self.crow_t, self.col_t, t, self.shape[::-1], check_invariants=False)
 
     def dense(self, values: Tensor) -> Tensor:
         w = values.new_zeros(self.shape[0] * self.shape[1])
@@ -80,9 +79,13 @@ class CsrLinearFn(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, values: Tensor, bias: Tensor | None, pattern: Pattern) -> Tensor:
         xt = _t_contiguous(x)
         w = pattern.csr(values)
-        yt = torch.sparse.mm(w, xt) if bias is None else torch.addmm(bias.unsqueeze(1), w, xt)
+        if bias is None:  # into a fresh buffer: torch.sparse.mm would zero one and copy it over
+            yt = xt.new_empty(pattern.shape[0], xt.shape[1])
+            torch.addmm(yt, w, xt, beta=0.0, out=yt)
+        else:
+            yt = torch.addmm(bias.unsqueeze(1), w, xt)
         ctx.save_for_backward(xt, values)
-        ctx.pattern, ctx.has_bias = pattern, bias is not None
+        ctx.pattern, ctx.w, ctx.has_bias = pattern, w, bias is not None  # w: values' own storage, for its pattern
         return yt.t()
 
     @staticmethod
@@ -92,9 +95,10 @@ class CsrLinearFn(torch.autograd.Function):
         gyt = _t_contiguous(gy)
         gx = gv = gb = None
         if ctx.needs_input_grad[0]:
-            gx = torch.sparse.mm(p.csr_t(values), gyt).t()
+            gxt = gyt.new_empty(p.shape[1], gyt.shape[1])
+            gx = torch.addmm(gxt, p.csr_t(values), gyt, beta=0.0, out=gxt).t()
         if ctx.needs_input_grad[1]:
-            gv = torch.sparse.sampled_addmm(p.csr(values), gyt, xt.t(), beta=0.0).values()
+            gv = torch.sparse.sampled_addmm(ctx.w, gyt, xt.t(), beta=0.0).values()
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = gyt.sum(1)
         return gx, gv, gb, None

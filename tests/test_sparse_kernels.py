@@ -177,6 +177,8 @@ def test_auto_follows_the_calibration_and_caches_it_per_key(monkeypatch) -> None
     swap_linears(_masked_net(0.3)[0], sparser, KernelChoice("auto", 16))  # another density: measured again
     assert len(calls) == 12 and {k.density for k in calls[9:]}.isdisjoint({k.density for k in calls[:3]})
     assert {(k.out, k.inn) for k in calls[:3]} == {(32, 40), (24, 32), (5, 24)}
+    # b's input is a's output: a CSR layer's transposed view; c's is b's, a dense layer's contiguous one
+    assert [k.transposed_input for k in calls[:3]] == [False, True, False]
 
 
 def test_the_calibration_measures_both_kernels() -> None:
