@@ -116,28 +116,39 @@ def spread(values: list[float]) -> str:
     return f"{v[0]:.2f} / {statistics.median(v):.2f} / {v[-1]:.2f}"
 
 
+HEADER = (
+    "| threads | batch | density | masked dense ms | sparse (auto) ms | speed-up | always (CSR) ms | speed-up | "
+    "auto's kernels (csr/dense time) |\n|---:|---:|---:|---:|---:|---:|---:|---:|:---|"
+)
+
+
+def row(threads: int, batch: int, density: float, c: Cell) -> str:
+    return (
+        f"| {threads} | {batch} | {100 * density:g}% | {spread(c.dense)} | {spread(c.auto)} | {c.ratio(c.auto):.2f}x | "
+        f"{spread(c.always)} | {c.ratio(c.always):.2f}x | {c.kernels} |"
+    )
+
+
 def table(
     densities: tuple[float, ...] = DENSITIES,
     batches: tuple[int, ...] = (60, 128),
     threads: tuple[int, ...] = (1, 2),
     samples: int = 7,
     steps: int = 20,
+    show=lambda line: None,
 ) -> tuple[list[tuple[int, int, float, Cell]], str]:
-    """Every cell, and the markdown table of them."""
-    cells = [(th, b, d, measure_cell(d, b, th, samples, steps)) for th in threads for b in batches for d in densities]
-    lines = [
-        "| threads | batch | density | masked dense ms | sparse (auto) ms | speed-up | always (CSR) ms | speed-up | "
-        "auto's kernels (csr/dense time) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|:---|",
-    ]
-    for th, b, d, c in cells:
-        lines.append(
-            f"| {th} | {b} | {100 * d:g}% | {spread(c.dense)} | {spread(c.auto)} | {c.ratio(c.auto):.2f}x | "
-            f"{spread(c.always)} | {c.ratio(c.always):.2f}x | {c.kernels} |"
-        )
+    """Every cell, and the markdown table of them; `show` gets each line as soon as it is measured."""
+    show(HEADER)
+    cells, lines = [], [HEADER]
+    for th in threads:
+        for b in batches:
+            for d in densities:
+                cells.append((th, b, d, measure_cell(d, b, th, samples, steps)))
+                lines.append(row(*cells[-1]))
+                show(lines[-1])
     return cells, "\n".join(lines)
 
 
 if __name__ == "__main__":
     print(__doc__.splitlines()[0])
-    print(table()[1])
+    table(show=lambda line: print(line, flush=True))

@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     for b in results:  # removing neurons, not masking them (benchmarks/structured_speed.py)
         console.print(structured_line(b))
     if cfg.sparse_samples:  # training on the mask's pattern, not masking (benchmarks/sparse_speed.py)
-        print(sparse_table(threads=tuple(sorted({1, cores})), samples=cfg.sparse_samples)[1])  # markdown, unwrapped
+        sparse_table(threads=tuple(sorted({1, cores})), samples=cfg.sparse_samples, show=print)  # markdown, unwrapped
     return 0
 
 
