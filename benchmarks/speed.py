@@ -8,8 +8,9 @@ started), and `batched` (the jobs stacked into batched matrix products: as the e
 into one 1-thread stack per core on threads, and as one stack on every core); the GFLOP/s that
 is, with FLOPs counted as executed (torch's FlopCounterMode over one real step), and that as a fraction of
 the fp32 matmul ceiling measured in the same run (square `torch.matmul` on every core). Also the cost of
-holding a mask: a masked against an unmasked job, same thread count. This machine's speed drifts, so
-repeats are interleaved and min / median / max are shown.
+holding a mask: a masked against an unmasked job, same thread count; and a LeNet-300-100 step on CSR kernels
+(`--sparse`) against masked dense per density, batch and thread count (benchmarks/sparse_speed.py). This
+machine's speed drifts, so repeats are interleaved and min / median / max are shown.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.cli import OneLineParser, fail
 from benchmarks.fake_vision_files import write_mnist
+from benchmarks.sparse_speed import table as sparse_table
 from benchmarks.structured_speed import line as structured_line
 from domains.vision.adapter import VisionAdapter
 from domains.vision.config import VisionConfig
@@ -55,6 +57,9 @@ class SpeedConfig:
     jobs: int = opt(4, "trainings of one level (dense/ticket + 2 controls = 4 in the issue's level)")
     repeats: int = opt(3, "interleaved repeats of every measurement")
     ceiling_size: int = opt(2048, "square matmul size for the fp32 ceiling")
+    sparse_samples: int = opt(
+        7, "interleaved samples per cell of the sparse-kernel table (benchmarks/sparse_speed.py); 0 = skip it"
+    )
 
     def validate(self) -> None:
         """Each count within what the generated data and this machine's memory allow: one line, before any work."""
@@ -65,6 +70,7 @@ class SpeedConfig:
             "jobs": (1, 256),
             "repeats": (1, 1000),
             "ceiling_size": (1, 16384),
+            "sparse_samples": (0, 1000),
         }
         for name, (lo, hi) in bounds.items():
             v = getattr(self, name)
@@ -227,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for b in results:  # removing neurons, not masking them (benchmarks/structured_speed.py)
         console.print(structured_line(b))
+    if cfg.sparse_samples:  # training on the mask's pattern, not masking (benchmarks/sparse_speed.py)
+        sparse_table(threads=tuple(sorted({1, cores})), samples=cfg.sparse_samples, show=print)  # markdown, unwrapped
     return 0
 
 

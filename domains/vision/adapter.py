@@ -79,12 +79,13 @@ class VisionAdapter(Adapter):
 
     def train_batch(self, jobs: list[Job]) -> list[Outcome] | None:
         """The jobs of a level in one pass: stacked where that pays, else in turn (batched_training.py).
-        None (one by one) for jobs that sum their gradients (`Job.grad_sums`): the stacked loop has no hooks."""
+        None (one by one) for jobs that sum their gradients (`Job.grad_sums`): the stacked loop has no hooks; and
+        under --sparse auto/always: the sparse kernels are per job (train_job)."""
         from domains.vision.batched_training import train_batch
 
         if any(j.keep is not None for j in jobs):
             return None  # compacted jobs differ in shapes: the executor trains them one by one
-        if any(j.grad_sums for j in jobs):
+        if any(j.grad_sums for j in jobs) or self.config.sparse != "never":
             return None
 
         c = self.config  # threads: the batched executor's (one pass of several jobs), not --threads per training

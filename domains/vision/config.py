@@ -9,6 +9,7 @@ import torch
 
 from lth_core.config import DomainConfig, opt
 from lth_core.errors import UsageError
+from lth_core.sparse_choice import MODES as SPARSE_MODES
 
 
 def parse_steps(text: str, flag: str) -> list[int]:
@@ -91,6 +92,16 @@ class VisionConfig(DomainConfig):
         "slimming, Liu et al. 2017, use 1e-4 to 1e-5; pair with --strategy bn_slimming); 0 = none",
         identity=False,  # joins the identity in identity_extras() when set, so runs without it keep their hash
     )
+    sparse: str = opt(
+        "never",
+        "vision's own loop only: train masked Linear layers on their mask's pattern (CSR forward and backward, "
+        "gradients and optimizer state for kept weights only; lth_core/sparse_kernels.py): never; auto = per "
+        "layer where a timed calibration on this machine finds it faster (cached per shape, density, batch, "
+        "threads); always = every masked untied Linear. Equal to masked dense within float tolerance, not "
+        "bitwise; under --executor batched such jobs train one by one; jobs that sum gradients (movement) stay dense",
+        identity=False,  # joins the identity in identity_extras() when set, so runs without it keep their hash
+        choices=SPARSE_MODES,
+    )
     eval_batch: int = opt(2000, "examples per forward pass during evaluation", identity=False)
     device: str = opt("cpu", "device: cpu, cuda, cuda:N or auto", identity=False)
     threads: int = opt(
@@ -143,6 +154,8 @@ class VisionConfig(DomainConfig):
             raise UsageError(f"--weight-decay {self.weight_decay} must be >= 0")
         if not 0.0 <= self.bn_l1 < float("inf"):
             raise UsageError(f"--bn-l1 {self.bn_l1} must be a finite value >= 0")
+        if self.sparse not in SPARSE_MODES:
+            raise UsageError(f"--sparse {self.sparse!r}: valid choices: {', '.join(SPARSE_MODES)}")
         if not 0.0 < self.budget_scale <= 1.0:
             raise UsageError(f"--budget-scale {self.budget_scale} must be in (0, 1]")
         super().validate()
@@ -166,7 +179,8 @@ class VisionConfig(DomainConfig):
 
     def identity_extras(self) -> dict[str, Any]:
         """`--val-size 0` is the dataset's default: hashed as that number, so both spellings are one run; `--bn-l1`
-        only where set (a run without the penalty keeps the hash it had before the flag existed)."""
+        only where set (a run without the penalty keeps the hash it had before the flag existed), `--sparse` likewise
+        only where not `never` (its results equal the dense path's within float tolerance only)."""
         from domains.vision.data import DATASETS
 
         out: dict[str, Any] = {
@@ -175,4 +189,6 @@ class VisionConfig(DomainConfig):
         }
         if self.eval_examples:
             out["eval_examples"] = self.eval_examples
+        if self.sparse != "never":
+            out["sparse"] = self.sparse
         return out | ({"bn_l1": self.bn_l1} if self.bn_l1 else {})

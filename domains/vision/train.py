@@ -22,6 +22,8 @@ from lth_core.job import Job, Outcome, StateDict
 from lth_core.mask_hold import GradSums, MaskHold
 from lth_core.masks import Mask
 from lth_core.protocol import EvalGrid, JobProtocol, Trainee
+from lth_core.sparse_choice import KernelChoice
+from lth_core.sparse_kernels import swap_linears
 
 
 def derived_seed(*parts: int) -> int:
@@ -93,6 +95,10 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
     # This loop owns its optimizer, so it masks gradients in place after backward instead of through hooks.
     hold = MaskHold(model, Mask(job.mask), hooks=False) if job.mask is not None else None
     sums = GradSums.for_job(model, job)
+    # --sparse: masked Linear layers swapped for CSR ones after the hold zeroed their pruned entries, before the
+    # optimizer is built (its state then covers kept weights only); restored before the hold is checked.
+    choice = KernelChoice(c.sparse if sums is None else "never", c.batch_size)
+    swap = swap_linears(model, job.mask, choice) if job.mask is not None and choice.mode != "never" else None
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = OPTIMIZERS.get(c.optimizer)(params, c)
     schedule = Schedule(c)
@@ -139,6 +145,8 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
     if end == job.budget:
         protocol.reached(job.budget, train_loss=float(loss_sum) / since if since else None)
 
+    if swap is not None:
+        swap.restore()
     if hold is not None:
         hold.assert_held()
         hold.release()
@@ -153,4 +161,6 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
         "val_acc_at_stop": best.extras.get("val_acc", math.nan),
         "iterations_per_s": trained / seconds if seconds > 0 else math.nan,
     }
+    if swap is not None:  # which kernel trained each masked Linear weight (auto: with its measured csr/dense ratio)
+        out.extras["sparse_kernels"] = choice.describe(swap.kernels)
     return out
