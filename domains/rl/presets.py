@@ -90,8 +90,8 @@ PRESETS: dict[str, Preset] = {
                 "job_progress": True,
             },
             # 12,000 env steps of Pong (ale-py's ROM), one torch thread. An evaluation stays a whole game (~900
-            # steps, ~1/9 of the training's CPU time), so the smoke evaluates once, at the end: one validation, one
-            # test. Two threads were 6x the CPU-seconds of one on a loaded machine (measured, rl README).
+            # steps, the CPU of ~1,300 training steps), so the smoke evaluates once, at the end: one validation, one
+            # test. Two threads took 6x the CPU-seconds of one on a loaded machine (measured, rl README).
             smoke={"budget_scale": 0.0012, "eval_points": 1, "job_progress": False},
         ),
     )
