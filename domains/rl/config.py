@@ -90,7 +90,8 @@ class RLConfig(DomainConfig):
         1.0,
         "multiply --timesteps, --eval-every and DQN's step-count hyperparameters by this (e.g. 0.001 for a smoke run); "
         "below 1 evaluation shrinks too (--eval-points, --eval-episodes), but an episode is always played whole "
-        "(capping it would change the return measured), so Atari evaluations stay long",
+        "(capping it would change the return measured): an Atari evaluation stays a game long (~900 steps), so at a "
+        "small scale only fewer --eval-points keep it a small share (the Atari --smoke evaluates once, at the end)",
     )
     n_envs: int = opt(0, "vectorised training envs (0 = the algorithm's default for the env family)")
     net_arch: str = opt(

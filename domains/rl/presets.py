@@ -68,7 +68,8 @@ PRESETS: dict[str, Preset] = {
             "yu2020-atari",
             "Yu et al. 2020 Atari: A2C with SB3's CNN policy (NatureCNN, 4 stacked frames), 10M env steps, "
             "global pruning of weights and biases at 20% per level, late rewinding; ALE/Pong-v5 by default, "
-            "other games with --env; a GPU run (try --budget-scale 0.001 on a CPU)",
+            "other games with --env; a GPU run (on a CPU: --smoke; an evaluation is a whole game, ~900 steps, so a "
+            "small --budget-scale needs few --eval-points, e.g. 0.001 and 1)",
             imp={
                 "levels": 20,
                 "rate": 0.2,
@@ -88,8 +89,10 @@ PRESETS: dict[str, Preset] = {
                 "eval_episodes": 10,
                 "job_progress": True,
             },
-            # 15,000 env steps of Pong (ale-py's ROM); an evaluation is a whole game, about 900 steps
-            smoke={"budget_scale": 0.0015, "job_progress": False, "threads": 2},
+            # 12,000 env steps of Pong (ale-py's ROM), one torch thread. An evaluation stays a whole game (~900
+            # steps, the CPU of ~1,300 training steps), so the smoke evaluates once, at the end: one validation, one
+            # test. Two threads took 6x the CPU-seconds of one on a loaded machine (measured, rl README).
+            smoke={"budget_scale": 0.0012, "eval_points": 1, "job_progress": False},
         ),
     )
 }
