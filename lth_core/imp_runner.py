@@ -605,7 +605,7 @@ class ImpRunner:
                     for job, outcome in executor.run(jobs):
                         self.store_outcome(store, job, outcome)
                         bar.update(1)
-                    from lth_core.tables import write_tables  # here, not at import: the first job need not wait for pandas
+                    from lth_core.tables import write_tables  # here: the first job need not wait for pandas
 
                     write_tables(store, plots=level == self.imp.levels)
             store.update_meta(finished=time.strftime("%Y-%m-%dT%H:%M:%S"), recovered=store.recovered)
