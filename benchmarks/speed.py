@@ -10,12 +10,15 @@ is, with FLOPs counted as executed (torch's FlopCounterMode over one real step),
 the fp32 matmul ceiling measured in the same run (square `torch.matmul` on every core). Also the cost of
 holding a mask: a masked against an unmasked job, same thread count. This machine's speed drifts, so
 repeats are interleaved and min / median / max are shown.
+
+`python -m benchmarks.speed imp-run [flags]` times a whole 15-level IMP run instead (benchmarks/imp_run_speed.py).
 """
 
 from __future__ import annotations
 
 import functools
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -177,6 +180,11 @@ def spread(values: list[float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["imp-run"]:  # the whole-run figure: its own flags (benchmarks/imp_run_speed.py)
+        from benchmarks.imp_run_speed import main as imp_run
+
+        return imp_run(argv[1:])
     parser = OneLineParser(prog="python -m benchmarks.speed", description=__doc__)
     parser.add_arguments(SpeedConfig, dest="cfg")
     cfg: SpeedConfig = parser.parse_args(argv).cfg
