@@ -10,8 +10,6 @@ is, with FLOPs counted as executed (torch's FlopCounterMode over one real step),
 the fp32 matmul ceiling measured in the same run (square `torch.matmul` on every core). Also the cost of
 holding a mask: a masked against an unmasked job, same thread count. This machine's speed drifts, so
 repeats are interleaved and min / median / max are shown.
-
-`python -m benchmarks.speed imp-run [flags]` times a whole 15-level IMP run instead (benchmarks/imp_run_speed.py).
 """
 
 from __future__ import annotations
@@ -45,6 +43,9 @@ from lth_core.executors import available_cores
 from lth_core.job import Job
 from lth_core.masks import Mask
 
+IMP_RUN = (
+    "python -m benchmarks.speed imp-run [flags]: a whole 15-level IMP run, timed level by level (imp_run_speed.py)"
+)
 TRAIN_SIZE = 8000  # training examples of the generated MNIST-shaped files (and 1,000 held out for validation)
 
 
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.imp_run_speed import main as imp_run
 
         return imp_run(argv[1:])
-    parser = OneLineParser(prog="python -m benchmarks.speed", description=__doc__)
+    parser = OneLineParser(prog="python -m benchmarks.speed", description=__doc__, epilog=IMP_RUN)
     parser.add_arguments(SpeedConfig, dest="cfg")
     cfg: SpeedConfig = parser.parse_args(argv).cfg
     try:
