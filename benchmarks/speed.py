@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -44,6 +45,9 @@ from lth_core.executors import available_cores
 from lth_core.job import Job
 from lth_core.masks import Mask
 
+IMP_RUN = (
+    "python -m benchmarks.speed imp-run [flags]: a whole 15-level IMP run, timed level by level (imp_run_speed.py)"
+)
 TRAIN_SIZE = 8000  # training examples of the generated MNIST-shaped files (and 1,000 held out for validation)
 
 
@@ -183,7 +187,12 @@ def spread(values: list[float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m benchmarks.speed", description=__doc__)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["imp-run"]:  # the whole-run figure: its own flags (benchmarks/imp_run_speed.py)
+        from benchmarks.imp_run_speed import main as imp_run
+
+        return imp_run(argv[1:])
+    parser = OneLineParser(prog="python -m benchmarks.speed", description=__doc__, epilog=IMP_RUN)
     parser.add_arguments(SpeedConfig, dest="cfg")
     cfg: SpeedConfig = parser.parse_args(argv).cfg
     try:

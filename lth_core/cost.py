@@ -15,7 +15,6 @@ from typing import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from lth_core.mask_hold import MaskHold
 from lth_core.masks import Mask
@@ -26,6 +25,8 @@ MakeOptimizer = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 
 def count_macs(model: nn.Module, x: Tensor) -> int:
     """Multiply-accumulates of one forward on `x` as torch executes it (FlopCounterMode's FLOPs / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode  # here: it imports triton (~0.1 s of every start-up)
+
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(x)
     return int(counter.get_total_flops()) // 2

@@ -44,7 +44,6 @@ from lth_core.schedules import Source
 from lth_core.store import RunStore
 from lth_core.strategies import PruneStep, ScoringHook, Strategy, global_names, resolve_rates
 from lth_core.structured import StructuredCosts, check_compact, families_for, job_keep
-from lth_core.tables import write_tables
 from lth_core.ticket_cost import discovery
 
 DENSE = "dense"
@@ -606,6 +605,8 @@ class ImpRunner:
                     for job, outcome in executor.run(jobs):
                         self.store_outcome(store, job, outcome)
                         bar.update(1)
+                    from lth_core.tables import write_tables  # here: the first job need not wait for pandas
+
                     write_tables(store, plots=level == self.imp.levels)
             store.update_meta(finished=time.strftime("%Y-%m-%dT%H:%M:%S"), recovered=store.recovered)
         finally:

@@ -28,7 +28,7 @@ from torch.func import functional_call, vmap
 from domains.vision.augment import AUGMENTS
 from domains.vision.config import VisionConfig
 from domains.vision.data import Data, Split
-from domains.vision.optim import OPTIMIZERS, Schedule
+from domains.vision.optim import OPTIMIZERS, Schedule, step_without_wrappers
 from domains.vision.stacked_forward import stacked_forward
 from domains.vision.train import Batches, derived_seed, train_job
 from lth_core.errors import Diverged
@@ -290,7 +290,7 @@ def train_batch(
             p.grad = None
         per_job.sum().backward()  # job i's weights get exactly the gradient of job i's mean loss
         stack.mask_grads()
-        optimizer.step()
+        step_without_wrappers(optimizer)
         evals.stepped()
         loss_sum += per_job.detach()
     if live:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from domains.vision.array_cache import cached_arrays
 from domains.vision.config import VisionConfig
 from lth_core.errors import UsageError
 from lth_core.registry import Registry
@@ -154,6 +155,17 @@ def load(c: VisionConfig) -> Data:
 
 @lru_cache(maxsize=2)
 def _mnist1d_arrays(num_samples: int) -> tuple[np.ndarray, ...]:
+    """Generated once per machine and version of the package, then read from the cache (domains/vision/array_cache)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        key = (version("mnist1d"), num_samples)
+    except PackageNotFoundError:  # not installed: the generator's own import error says so
+        return _make_mnist1d(num_samples)
+    return cached_arrays("mnist1d", key, 4, lambda: _make_mnist1d(num_samples))
+
+
+def _make_mnist1d(num_samples: int) -> tuple[np.ndarray, ...]:
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()

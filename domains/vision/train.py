@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from domains.vision.augment import AUGMENTS
 from domains.vision.config import VisionConfig
 from domains.vision.data import Data, Split
-from domains.vision.optim import OPTIMIZERS, Schedule
+from domains.vision.optim import OPTIMIZERS, Schedule, step_without_wrappers
 from lth_core.job import Job, Outcome, StateDict
 from lth_core.mask_hold import GradSums, MaskHold
 from lth_core.masks import Mask
@@ -139,7 +139,7 @@ def train_job(model: nn.Module, data: Data, job: Job, c: VisionConfig, device: t
         loss.backward()
         if hold is not None:
             hold.mask_grads()
-        optimizer.step()
+        step_without_wrappers(optimizer)
         loss_sum += ce.detach()
         since += 1
     if end == job.budget:
