@@ -69,9 +69,10 @@ LMC_PRESETS.add(
 LMC_PRESETS.add(
     "instability-quick",
     LmcPreset(
-        "CPU, embedded data: the vision quick setting (MNIST-1D MLP, 3,000 iterations), dense and the level-4 "
-        "ticket (~19% density) at k = 0, 30, 100, 300 (minutes on 2 cores)",
-        (LmcTask("vision", "quick", {}, {"rewind_steps": "0,30,100,300", "levels": "0,4"}),),
+        "CPU, embedded data: the vision quick setting (MNIST-1D MLP, 3,000 iterations) at Adam 1e-3, dense and the "
+        "level-4 ticket (~19% density) at k = 0, 30, 100, 300 (minutes on 2 cores)",
+        # quick trains at 3e-3 since issue 19; this analysis keeps the 1e-3 it was declared with
+        (LmcTask("vision", "quick", {"lr": 1e-3}, {"rewind_steps": "0,30,100,300", "levels": "0,4"}),),
     ),
 )
 LMC_PRESETS.add(
