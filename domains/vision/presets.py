@@ -205,7 +205,7 @@ _add(
 _add(
     Preset(
         "criteria-quick",
-        "pruning at initialization on MNIST-1D (generated offline), the `quick` MLP and training: each level's mask "
+        "pruning at initialization on MNIST-1D (generated offline), the old `quick` (Adam 1e-3): each level's mask "
         "drawn from the initial weights straight to density 0.52^L (hidden layers ranked globally, output 26% per "
         "level) for 8 levels, down to 0.53%; ticket vs layer_shuffle and random_reinit (Frankle et al. 2021's "
         "ablations), 3 trials, about 5 minutes a criterion on 2 CPU cores. Pick the criterion with --strategy "
@@ -250,7 +250,7 @@ _add(
 _add(
     Preset(
         "earlybird-quick",
-        "early-bird tickets (You et al. 2020) on the `quick` MNIST-1D MLP and training: the dense training watched "
+        "early-bird tickets (You et al. 2020) on the old `quick` MLP training (Adam 1e-3): the dense training watched "
         "every 100 iterations for each level's layerwise magnitude mask at density 0.64^L (output 0.82^L), declared "
         "when the last 5 masks differ by <= 10% (--early-bird-window, --early-bird-epsilon), stopped once every "
         "level is; tickets rewound to init vs random_reinit and random_mask, 3 trials. --schedule iterative gives "
