@@ -69,9 +69,10 @@ LMC_PRESETS.add(
 LMC_PRESETS.add(
     "instability-quick",
     LmcPreset(
-        "CPU, embedded data: the vision quick setting (MNIST-1D MLP, 3,000 iterations), dense and the level-4 "
-        "ticket (~19% density) at k = 0, 30, 100, 300 (minutes on 2 cores)",
-        (LmcTask("vision", "quick", {}, {"rewind_steps": "0,30,100,300", "levels": "0,4"}),),
+        "CPU, embedded data: the vision quick setting (MNIST-1D MLP, 3,000 iterations) at Adam 1e-3, dense and the "
+        "level-4 ticket (~19% density) at k = 0, 30, 100, 300 (minutes on 2 cores)",
+        # quick trains at 3e-3 since issue 19; this analysis keeps the 1e-3 it was declared with
+        (LmcTask("vision", "quick", {"lr": 1e-3}, {"rewind_steps": "0,30,100,300", "levels": "0,4"}),),
     ),
 )
 LMC_PRESETS.add(
@@ -92,8 +93,17 @@ LMC_PRESETS.add(
 LMC_PRESETS.add(
     "instability-quick-nlp",
     LmcPreset(
-        "CPU: the synthetic translation task (the nlp quick setting), dense and the level-2 ticket (25% of the "
-        "attention and feed-forward weights) at k = 0, 30, 100, 11 points per path, stable within 2 BLEU",
-        (LmcTask("nlp", "quick", {}, {"rewind_steps": "0,30,100", "levels": "0,2", "alphas": 11, "threshold": 2.0}),),
+        "CPU: the synthetic translation task (the nlp quick setting at 300 updates of 3e-3), dense and the level-2 "
+        "ticket (25% of the attention and feed-forward weights) at k = 0, 30, 100, 11 points per path, stable within "
+        "2 BLEU",
+        # nlp quick trains 600 updates at 6e-3 since issue 19; this analysis keeps the 300 at 3e-3 it was declared with
+        (
+            LmcTask(
+                "nlp",
+                "quick",
+                {"max_updates": 300, "lr": 3e-3},
+                {"rewind_steps": "0,30,100", "levels": "0,2", "alphas": 11, "threshold": 2.0},
+            ),
+        ),
     ),
 )

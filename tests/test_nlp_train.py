@@ -192,7 +192,10 @@ def test_lstm_language_model_reports_perplexity_under_a_mask(adapter):
 
 @pytest.mark.slow
 def test_quick_preset_dense_model_learns_the_synthetic_language(tmp_path):
-    """BLEU means something: the quick preset's dense Transformer translates the generated language (~75 BLEU)."""
+    """BLEU means something: the quick preset's dense Transformer translates the generated language, and it has
+    converged (issue 19): validation loss over the last fifth of the budget is on average within 15% of its best
+    before (0.99 and 1.00 of it in the two trials measured); at the old 300 updates of 3e-3 it was 0.44 of it
+    (0.48, 0.40 against 1.00 at update 150: dense ~75 BLEU, its 25% ticket ~92)."""
     from lth_core.presets import apply
 
     cfg = apply(NLPConfig(), dict(NLPAdapter.presets["quick"].domain))
@@ -203,3 +206,6 @@ def test_quick_preset_dense_model_learns_the_synthetic_language(tmp_path):
         Job(level=0, kind="dense", trial=0, seed=0, weights=dense.initial_weights(0), mask=None, budget=dense.budget())
     )
     assert out.score > 50.0
+    tail = [p.val for p in out.curve if p.step >= 0.8 * dense.budget()]
+    before = min(p.val for p in out.curve if p.step < 0.8 * dense.budget())
+    assert sum(tail) / len(tail) >= 0.85 * before, [(p.step, p.val) for p in out.curve]
