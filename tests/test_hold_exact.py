@@ -45,8 +45,9 @@ def test_absent_and_misshapen_masks_are_refused_naming_them():
 
 
 def test_holding_zeroes_the_pruned_entries_counts_revivals_and_names_them():
-    layer = lin()
-    hold = MaskHold(layer, Mask({"weight": KEEP}))
+    layer, mask = lin(), Mask({"weight": KEEP})
+    hold = MaskHold(layer, mask)
+    assert hold.model is layer and hold.mask is mask  # read by loops that hold it (domains/rl/policy.py)
     assert layer.weight.tolist() == [[1.0, 0.0], [0.0, 4.0]] and hold.violations() == {}
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([[5.0, 6.0], [7.0, 0.0]]))
@@ -118,3 +119,11 @@ def test_a_job_asks_for_grad_sums_or_for_none():
     assert GradSums.for_job(layer, Job(**base)) is None
     sums = GradSums.for_job(layer, Job(**base, grad_sums=("weight",)))
     assert sums is not None and list(sums.sums) == ["weight"]
+
+
+def test_masks_and_sums_live_on_the_parameters_device():
+    with torch.device("meta"):  # a device other than the CPU, on any machine
+        layer = nn.Linear(2, 2, bias=False)
+    hold = MaskHold(layer, Mask({"weight": KEEP}))
+    assert hold._m["weight"].device.type == "meta" and hold._m["weight"].dtype == torch.float32
+    assert GradSums(layer, ["weight"]).sums["weight"].device.type == "meta"

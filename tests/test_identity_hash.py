@@ -9,7 +9,7 @@ from pathlib import Path
 
 from toy_adapter import ToyConfig
 
-from lth_core.config import ImpConfig, config_hash, identity_dict, opt
+from lth_core.config import DomainConfig, ImpConfig, config_hash, identity_dict, opt
 from lth_core.imp_runner import run_identity
 
 DEFAULT_IMP = {
@@ -90,3 +90,28 @@ def test_rewind_spellings():
         "half",
         "10",
     ]
+
+
+@dataclass
+class Plain:
+    c: int = 5  # a field declared without opt(): part of the identity, as every field not marked otherwise
+
+
+def test_a_field_without_metadata_joins_the_identity():
+    assert identity_dict(Plain()) == {"c": 5}
+
+
+@dataclass
+class Sized(DomainConfig):
+    val_size: int = opt(0, "validation items (0 = all)", eval_floor=10)
+    test_size: int = opt(1000, "test items", eval_floor=20)
+
+
+def test_a_scale_below_one_records_each_declared_evaluation_size_or_its_rule():
+    assert Sized().scaled_evaluation() == {} and Sized().identity_extras() == {}
+    out = Sized(budget_scale=0.01, eval_points=3).identity_extras()
+    assert out == {
+        "scaled_evaluation": {"eval_points": 3, "val_size": "max(10, ceil(n x scale)) of n", "test_size": 20}
+    }
+    assert list(out["scaled_evaluation"]) == ["eval_points", "val_size", "test_size"]
+    assert Sized(budget_scale=0.5).scaled_evaluation()["scaled_evaluation"]["test_size"] == 500

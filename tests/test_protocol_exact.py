@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from lth_core.early_bird import EarlyBirdSpec, Target
 from lth_core.early_stop import EarlyStopTracker
 from lth_core.errors import Diverged
 from lth_core.job import Job
@@ -75,6 +76,7 @@ def test_grid_of_a_zero_interval_evaluates_every_step():
     assert EvalGrid(0).points(0, 3) == [0, 1, 2, 3]
     assert EvalGrid(4, at_start=False).points(2, 3) == [3]
     assert EvalGrid(4, at_start=False).points(7, 3) == [7]
+    assert EvalGrid(4, at_start=False).points(5, 5) == [5]  # a training of no steps is still evaluated once
 
 
 def test_captures_before_the_start_are_dropped_and_reached_reports_evaluations():
@@ -159,3 +161,42 @@ def test_with_a_test_curve_the_best_state_is_not_kept_and_no_weights_are_loaded(
     out = p.finish(2)
     assert p.best_state is None and trainee.reads == ["val0", "test0", "val2", "test2"]
     assert (out.score, out.final_score, out.early_stop_step) == (10.0, 20.0, 0)
+
+
+class Moving(Table):
+    """Weights whose ranking flips between steps 0 and 2 and then stays: a mask that stabilizes from step 2."""
+
+    def weights(self):
+        a = torch.tensor([4.0, 3.0, 2.0, 1.0]) if self.w == 0 else torch.tensor([1.0, 2.0, 3.0, 4.0 + self.w])
+        return {"w": torch.tensor(self.w), "a": a}
+
+
+def watched(capture=()) -> Job:
+    spec = EarlyBirdSpec("magnitude_layerwise", {}, ("a",), frozenset({"a"}), (Target(1, {"a": 0.5}, 0),), 2, 0.0)
+    j = job(budget=8, capture=capture)
+    j.early_bird = spec
+    return j
+
+
+def test_the_early_bird_watch_sees_every_evaluation_and_declares_once_the_captures_are_taken():
+    for capture, declared in (((), 4), ((5,), 6)):
+        trainee = Moving({k: 0.0 for k in range(9)})
+        p = JobProtocol(watched(capture), trainee, EvalGrid(2), True)
+        step = 0
+        while not p.stopped and step <= 8:
+            trainee.w = step
+            p.reached(step)
+            step += 1
+        stop = trainee.w
+        out = p.finish(stop)
+        assert out.early_bird is p.watch.result and out.early_bird.declared == {1: declared} and stop == declared
+        assert out.early_bird.steps == list(range(0, declared + 1, 2))
+        assert out.early_bird.weights[1]["a"].tolist() == [1.0, 2.0, 3.0, 4.0 + declared]
+        assert p.watch.initial is p.job.weights
+
+
+def test_a_finish_before_any_evaluation_evaluates_there():
+    trainee = Table({1: 3.0})
+    trainee.w = 1
+    out = JobProtocol(job(budget=1), trainee, EvalGrid(5, at_start=False), True).finish(1)
+    assert (out.early_stop_step, out.val_at_stop, out.score) == (1, 3.0, 1.0)
