@@ -8,15 +8,17 @@ survived), not run, and judged equivalent (README, "Mutation testing": `EQUIVALE
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from collections import Counter
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIED = ("lth_core", "tests", "domains", "benchmarks")
@@ -80,15 +82,9 @@ def counts(where: Path, pats: list[str]) -> Counter:
         if ": " not in line:
             continue
         mutant, status = line.strip().rsplit(": ", 1)
-        if any(_match(mutant, p) for p in pats):
+        if any(fnmatch.fnmatchcase(mutant, p) for p in pats):
             c["equivalent" if status == "survived" and mutant in EQUIVALENT else status] += 1
     return c
-
-
-def _match(mutant: str, pattern: str) -> bool:
-    import fnmatch
-
-    return fnmatch.fnmatchcase(mutant, pattern)
 
 
 def main(argv: list[str]) -> None:
