@@ -22,12 +22,27 @@ import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIED = ("lth_core", "tests", "domains", "benchmarks")
-DEFAULT = ("masks", "mask_hold", "early_stop", "protocol", "strategies", "controls", "store", "identity", "runner")
+DEFAULT = (
+    "masks",
+    "mask_hold",
+    "early_stop",
+    "protocol",
+    "strategies",
+    "controls",
+    "store",
+    "identity",
+    "runner",
+    "runner_jobs",
+)
 
 # Survivors judged equivalent (why: README, "Mutation testing"); a name that is killed later is not subtracted.
 EQUIVALENT = {
     "lth_core.mask_hold.xǁGradSumsǁ_hook__mutmut_5",  # grad.to(None): addcmul_ promotes to the sum's dtype
     "lth_core.mask_hold.xǁGradSumsǁ_hook__mutmut_6",  # weight.to(None): likewise
+    "lth_core.protocol.xǁEvalGridǁpoints__mutmut_19",  # budget >= start: budget == start is added as the start
+    "lth_core.protocol.xǁJobProtocolǁ__init____mutmut_16",  # last_eval None: unequal to every step, as -1 is
+    "lth_core.protocol.xǁJobProtocolǁ__init____mutmut_18",  # last_eval -2: likewise (steps are >= 0)
+    "lth_core.protocol.xǁJobProtocolǁfinish__mutmut_17",  # assert ... or ...: both tests are set by then
 }
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 from toy_adapter import ToyAdapter, ToyConfig
 
+from lth_core import imp_runner
 from lth_core.config import ImpConfig, RunOptions, config_hash
 from lth_core.imp_runner import ImpRunner, attempts, derived_seed, run_identity
 from lth_core.masks import Mask
@@ -36,12 +37,16 @@ def runner(out) -> ImpRunner:
 
 @pytest.fixture(scope="module")
 def done(tmp_path_factory):
+    """Two runs of one command. Its tables and figures are not drawn (they are ~90% of the time here, and
+    tests/test_runner.py checks them): the claims below are the records, state and trainings."""
     Counting.trained = []
-    r = runner(tmp_path_factory.mktemp("exact"))
-    path = r.run()
-    first = list(Counting.trained)
-    Counting.trained = []
-    runner(path.parent).run()  # the same command again: everything is done
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(imp_runner, "write_tables", lambda store, plots: None)
+        r = runner(tmp_path_factory.mktemp("exact"))
+        path = r.run()
+        first = list(Counting.trained)
+        Counting.trained = []
+        runner(path.parent).run()  # the same command again: everything is done
     return r, path, first, list(Counting.trained)
 
 

@@ -160,3 +160,13 @@ def test_state_is_saved_detached_on_cpu_and_unreadable_state_is_moved_aside(tmp_
         store.recovered[0].startswith("state/s.pt (unreadable tensors: ") and "-> corrupt/s.pt." in store.recovered[0]
     )
     store.close()
+
+
+def test_opening_makes_missing_parents_reopens_and_checks_every_file(tmp_path):
+    where = tmp_path / "a" / "b" / "run"
+    RunStore(where).open(META).close()
+    (where / "jobs" / "L01-ticket-t0.json").write_text("{")
+    store = RunStore(where).open(META)  # reopened: its folders exist, its damaged record is found at once
+    assert not (where / "jobs" / "L01-ticket-t0.json").exists() and len(store.recovered) == 1
+    assert store.meta()["recovered"] == store.recovered
+    store.close()
