@@ -43,6 +43,11 @@ EQUIVALENT = {
     "lth_core.protocol.xǁJobProtocolǁ__init____mutmut_16",  # last_eval None: unequal to every step, as -1 is
     "lth_core.protocol.xǁJobProtocolǁ__init____mutmut_18",  # last_eval -2: likewise (steps are >= 0)
     "lth_core.protocol.xǁJobProtocolǁfinish__mutmut_17",  # assert ... or ...: both tests are set by then
+    "lth_core.strategies.x_prune_global__mutmut_25",  # float("INF") == float("inf")
+    "lth_core.strategies.x_prune_global__mutmut_48",  # likewise
+    "lth_core.strategies.x_prune_global__mutmut_63",  # likewise
+    "lth_core.strategies.x__drop_lowest__mutmut_6",  # as_tuple=False is nonzero's default
+    "lth_core.strategies.x__drop_lowest__mutmut_15",  # integer scores unconverted: differ only past 2**24
 }
 
 

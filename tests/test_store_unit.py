@@ -112,6 +112,8 @@ def test_records_are_cached_as_a_reader_sees_them_and_listed_in_key_order(tmp_pa
     store.write_record("L01-ticket-t0", {"row": ROW, "curve": [], "when": tmp_path})
     store.write_record("L00-dense-t0", {"row": {**ROW, "kind": "dense", "level": 0}})
     assert store.record("L01-ticket-t0")["when"] == str(tmp_path)
+    assert list(store.record("L01-ticket-t0")) == ["curve", "row", "when"]  # key order as the file has it
+    assert list(store.record("L01-ticket-t0")["row"]) == sorted(ROW)
     store.record_path("L01-ticket-t0").write_text("{")  # cached: the file is not read again
     assert [r["row"]["kind"] for r in store.records()] == ["dense", "ticket"]
     fresh = RunStore(tmp_path / "run")
@@ -170,3 +172,32 @@ def test_opening_makes_missing_parents_reopens_and_checks_every_file(tmp_path):
     assert not (where / "jobs" / "L01-ticket-t0.json").exists() and len(store.recovered) == 1
     assert store.meta()["recovered"] == store.recovered
     store.close()
+
+
+class Pickled:
+    """Not a tensor: a state file holding it is refused (weights_only), never unpickled into the run."""
+
+
+def test_a_state_file_holding_a_pickled_object_is_refused_and_moved_aside(tmp_path):
+    store = RunStore(tmp_path / "run").open(META)
+    torch.save({"w": Pickled()}, store.state_path("s"))
+    assert store.load_state("s") is None and not store.state_path("s").exists()
+    assert store.recovered[0].startswith("state/s.pt (unreadable tensors: UnpicklingError) -> corrupt/s.pt.")
+    store.close()
+
+
+def test_a_record_read_is_kept_and_a_missing_one_is_looked_for_again(tmp_path):
+    store = RunStore(tmp_path / "run").open(META)
+    reader = RunStore(tmp_path / "run")
+    assert reader.record("L01-ticket-t0") is None
+    store.write_record("L01-ticket-t0", {"row": ROW})
+    assert reader.record("L01-ticket-t0") == {"row": ROW}  # written since: found
+    store.record_path("L01-ticket-t0").write_text(json.dumps({"row": {**ROW, "trial": 5}}))
+    assert reader.record("L01-ticket-t0") == {"row": ROW}  # read once: kept
+    store.close()
+
+
+def test_recovered_joins_a_run_json_of_the_previous_release_that_has_none(tmp_path):
+    (tmp_path / "run.json").write_text(json.dumps(META))
+    RunStore(tmp_path).update_meta(recovered=["a"])
+    assert RunStore(tmp_path).meta() == {**META, "recovered": ["a"]}

@@ -11,6 +11,7 @@ from lth_core.masks import Mask
 from lth_core.strategies import (
     STRATEGIES,
     PruneStep,
+    ScoringHook,
     Strategy,
     _n_remove,
     global_names,
@@ -97,3 +98,27 @@ def test_a_strategy_without_scores_says_so():
     with pytest.raises(NotImplementedError):
         Plain()(step({"a": torch.zeros(1)}))
     assert Plain.sums_gradients is False
+
+
+def test_float64_scores_are_ranked_in_float64():
+    s = step({"a": torch.zeros(2)}, rate=0.5)
+    scores = {"a": torch.tensor([1.0 + 1e-12, 1.0], dtype=torch.float64)}  # equal in float32
+    assert prune_global(s, scores, protect=False)["a"].tolist() == [True, False]
+    assert prune_lowest(s, scores)["a"].tolist() == [True, False]
+
+
+def test_the_scoring_hook_builds_the_domains_model_with_the_weights_and_reads_its_seeded_loss():
+    calls = []
+
+    def build(seed):
+        calls.append(seed)
+        return torch.nn.Linear(2, 1)
+
+    def loss(model, batches, seed):
+        return model.weight.sum() * batches + seed
+
+    hook = ScoringHook(build, loss, seed=5)
+    w = {"weight": torch.tensor([[1.0, 2.0]]), "bias": torch.tensor([0.5])}
+    model = hook.model(w)
+    assert calls == [0] and torch.equal(model.weight.data, w["weight"]) and torch.equal(model.bias.data, w["bias"])
+    assert float(hook(model, 3).detach()) == 3.0 * 3 + 5
