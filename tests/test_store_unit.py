@@ -201,3 +201,22 @@ def test_recovered_joins_a_run_json_of_the_previous_release_that_has_none(tmp_pa
     (tmp_path / "run.json").write_text(json.dumps(META))
     RunStore(tmp_path).update_meta(recovered=["a"])
     assert RunStore(tmp_path).meta() == {**META, "recovered": ["a"]}
+
+
+def test_a_second_opener_is_refused_at_once_and_a_store_never_opened_holds_nothing(tmp_path):
+    store = RunStore(tmp_path / "run").open(META)
+    other = RunStore(tmp_path / "run")
+    with pytest.raises(UsageError, match="is locked by"):
+        other.open(META)
+    assert other._lock is not None and other._lock.timeout == 0  # refused, never waited for
+    store.close()
+    reader = RunStore(tmp_path / "run")
+    reader.note("seen")  # not the holder: noted here only, run.json untouched
+    reader.close()
+    assert reader.recovered == ["seen"] and RunStore(tmp_path / "run").meta()["recovered"] == []
+
+
+def test_a_run_json_without_a_hash_is_refused_naming_it_unknown(tmp_path):
+    (tmp_path / "run.json").write_text("{}")
+    with pytest.raises(UsageError, match=r"run.json belongs to config \?, not bbbbbbbbbbbb$"):
+        RunStore(tmp_path).open({"config_hash": "b" * 64})
