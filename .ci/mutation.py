@@ -48,6 +48,9 @@ EQUIVALENT = {
     "lth_core.strategies.x_prune_global__mutmut_63",  # likewise
     "lth_core.strategies.x__drop_lowest__mutmut_6",  # as_tuple=False is nonzero's default
     "lth_core.strategies.x__drop_lowest__mutmut_15",  # integer scores unconverted: differ only past 2**24
+    "lth_core.store.xǁRunStoreǁload_state__mutmut_5",  # map_location None: every state file holds CPU tensors
+    "lth_core.store.xǁRunStoreǁload_state__mutmut_8",  # map_location dropped: likewise
+    "lth_core.imp_runner.xǁImpRunnerǁ_done__mutmut_16",  # exists() or loads: open() quarantined unreadable state
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 
 import pytest
 import torch
@@ -147,3 +148,29 @@ def test_rows_and_records(done):
     assert control["tensors"] == ticket["tensors"] and "scoring_s" not in c
     mask_t = Mask({k: v.bool() for k, v in store.load_state("mask-L01-t1").items()})
     assert mask_t.kept() == {n: k for n, (k, _) in ticket["tensors"].items()}
+
+
+def test_a_dense_run_whose_rewind_weights_are_gone_is_trained_again(done, tmp_path):
+    _, path, _, _ = done
+    shutil.copytree(path, tmp_path / path.name)
+    (tmp_path / path.name / "state" / "rewind-t1.pt").unlink()
+    Counting.trained = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(imp_runner, "write_tables", lambda store, plots: None)
+        runner(tmp_path).run()
+    assert Counting.trained == ["L00-dense-t1"] and (tmp_path / path.name / "state" / "rewind-t1.pt").is_file()
+
+
+def test_a_diverged_job_is_retried_while_tries_are_left_and_then_left_alone(tmp_path):
+    cfg = ToyConfig(hidden=4, steps=4, eval_every=2, nan_at=1)
+    imp = ImpConfig(levels=0, trials=1, controls="")
+    tried = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(imp_runner, "write_tables", lambda store, plots: None)
+        for retries in (0, 0, 1, 1):
+            Counting.trained = []
+            opts = RunOptions(out=str(tmp_path), progress=False, retries=retries)
+            path = ImpRunner(Counting(cfg), lambda: Counting(cfg), imp, opts).run()
+            tried.append(len(Counting.trained))
+    rec = RunStore(path).record("L00-dense-t0")
+    assert tried == [1, 0, 1, 0] and (rec["row"]["status"], rec["row"]["attempts"]) == ("diverged", 2)
