@@ -122,3 +122,9 @@ def test_the_scoring_hook_builds_the_domains_model_with_the_weights_and_reads_it
     model = hook.model(w)
     assert calls == [0] and torch.equal(model.weight.data, w["weight"]) and torch.equal(model.bias.data, w["bias"])
     assert float(hook(model, 3).detach()) == 3.0 * 3 + 5
+
+
+def test_global_protects_the_best_of_every_ranked_tensor_not_only_the_first_two():
+    w = {"a": torch.tensor([5.0, 6.0]), "b": torch.tensor([7.0, 8.0]), "c": torch.tensor([0.1, 0.2])}
+    out = prune_global(step(w, rate=0.5), w, protect=True)  # 3 go: 0.1, 5 and 7; 6, 8 and 0.2 are protected
+    assert [out[n].tolist() for n in "abc"] == [[False, True], [False, True], [False, True]]
