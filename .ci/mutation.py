@@ -97,15 +97,19 @@ def patterns(name: str, group: dict) -> list[str]:
     return [f"lth_core.{module}.{f}" for f in group.get("functions", ["*"])]
 
 
-def counts(where: Path, pats: list[str]) -> Counter:
-    out = subprocess.run(["mutmut", "results", "--all", "true"], cwd=where, capture_output=True, text=True).stdout
-    (where / "mutants" / "results.txt").write_text(out)
+# mutmut's exit codes (mutmut/stats.py): what each verdict is called in the table
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", None: "not checked", 36: "timeout"}
+STATUS.update({c: "timeout" for c in (-24, 24, 152, 255)})
+
+
+def counts(where: Path, module: str, pats: list[str]) -> Counter:
+    """Verdicts of the group's mutants, read from mutmut's cache (`mutmut results` takes minutes per group)."""
+    meta = where / "mutants" / "lth_core" / f"{module}.py.meta"
+    codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.is_file() else {}
     c: Counter = Counter()
-    for line in out.splitlines():
-        if ": " not in line:
-            continue
-        mutant, status = line.strip().rsplit(": ", 1)
+    for mutant, code in codes.items():
         if any(fnmatch.fnmatchcase(mutant, p) for p in pats):
+            status = STATUS.get(code, "suspicious")
             c["equivalent" if status == "survived" and mutant in EQUIVALENT else status] += 1
     return c
 
@@ -119,12 +123,14 @@ def main(argv: list[str]) -> None:
     children = os.environ.get("MUTATION_CHILDREN", "1")
     rows = []
     for name in names:
-        where, pats = prepare(name, gs[name]), patterns(name, gs[name])
+        report_only = os.environ.get("MUTATION_REPORT_ONLY") == "1"
+        where = ROOT / ".mutation" / name if report_only else prepare(name, gs[name])
+        pats = patterns(name, gs[name])
         if os.environ.get("MUTATION_RETRY") == "1":
             print(f"{name}: {retry_survivors(where, gs[name].get('module', name))} survivors reopened")
-        if os.environ.get("MUTATION_REPORT_ONLY") != "1":
+        if not report_only:
             subprocess.run(["mutmut", "run", "--max-children", children, *pats], cwd=where)
-        rows.append((name, counts(where, pats)))
+        rows.append((name, counts(where, gs[name].get("module", name), pats)))
     head = ("group", "killed", "timeout", "survived", "no tests", "equivalent", "not run", "score")
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     total: Counter = Counter()
@@ -134,7 +140,7 @@ def main(argv: list[str]) -> None:
             total.update(c)
         dead = c["killed"] + c["timeout"]
         live = c["survived"] + c["no tests"]
-        score = f"{100 * dead / (dead + live):.0f}%" if dead + live else "-"
+        score = f"{100 * dead / (dead + live):.1f}%" if dead + live else "-"
         cells = (dead - c["timeout"], c["timeout"], c["survived"], c["no tests"], c["equivalent"], c["not checked"])
         print(f"| {name} | " + " | ".join(str(x) for x in cells) + f" | {score} |")
 
