@@ -1,0 +1,149 @@
+"""Mutation testing of lth_core/ by groups (`[tool.lth_mutation.<group>]` in pyproject.toml), see .ci/mutation.
+
+Each group is run in its own copy of the tree (.mutation/<group>/), whose [tool.mutmut] test selection is the
+group's tests, so its mutmut cache (.mutation/<group>/mutants/) survives runs of the other groups. The table
+counts, per group: killed, timeout, survived, no tests (a mutant no test of the group reaches: counted as
+survived), not run, and judged equivalent (README, "Mutation testing": `EQUIVALENT` below, by mutant name).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+COPIED = ("lth_core", "tests", "domains", "benchmarks")
+DEFAULT = (
+    "masks",
+    "mask_hold",
+    "early_stop",
+    "protocol",
+    "strategies",
+    "controls",
+    "store",
+    "identity",
+    "runner",
+    "runner_jobs",
+)
+
+# Survivors judged equivalent (why: README, "Mutation testing"); a name that is killed later is not subtracted.
+EQUIVALENT = {
+    "lth_core.mask_hold.xǁGradSumsǁ_hook__mutmut_5",  # grad.to(None): addcmul_ promotes to the sum's dtype
+    "lth_core.mask_hold.xǁGradSumsǁ_hook__mutmut_6",  # weight.to(None): likewise
+    "lth_core.protocol.xǁEvalGridǁpoints__mutmut_19",  # budget >= start: budget == start is added as the start
+    "lth_core.protocol.xǁJobProtocolǁ__init____mutmut_16",  # last_eval None: unequal to every step, as -1 is
+    "lth_core.protocol.xǁJobProtocolǁ__init____mutmut_18",  # last_eval -2: likewise (steps are >= 0)
+    "lth_core.protocol.xǁJobProtocolǁfinish__mutmut_17",  # assert ... or ...: both tests are set by then
+    "lth_core.strategies.x_prune_global__mutmut_25",  # float("INF") == float("inf")
+    "lth_core.strategies.x_prune_global__mutmut_48",  # likewise
+    "lth_core.strategies.x_prune_global__mutmut_63",  # likewise
+    "lth_core.strategies.x__drop_lowest__mutmut_6",  # as_tuple=False is nonzero's default
+    "lth_core.strategies.x__drop_lowest__mutmut_15",  # integer scores unconverted: differ only past 2**24
+    "lth_core.store.xǁRunStoreǁload_state__mutmut_5",  # map_location None: every state file holds CPU tensors
+    "lth_core.store.xǁRunStoreǁload_state__mutmut_8",  # map_location dropped: likewise
+    "lth_core.imp_runner.xǁImpRunnerǁ_done__mutmut_16",  # exists() or loads: open() quarantined unreadable state
+}
+
+
+def groups() -> dict[str, dict]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["lth_mutation"]
+
+
+def prepare(name: str, group: dict) -> Path:
+    """The group's copy: the tree's current files, and a pyproject whose selection is the group's tests."""
+    where = ROOT / ".mutation" / name
+    where.mkdir(parents=True, exist_ok=True)
+    for d in COPIED:
+        shutil.rmtree(where / d, ignore_errors=True)
+        shutil.copytree(ROOT / d, where / d, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    text = (ROOT / "pyproject.toml").read_text()
+    tests = "[" + ", ".join(json.dumps(t) for t in group["tests"]) + "]"
+    text, n = re.subn(
+        r"(?ms)^pytest_add_cli_args_test_selection = \[.*?^\]", f"pytest_add_cli_args_test_selection = {tests}", text
+    )
+    assert n == 1, "pyproject.toml: [tool.mutmut] pytest_add_cli_args_test_selection not found"
+    module = group.get("module", name)
+    text = re.sub(r"(?m)^only_mutate = .*$", f'only_mutate = ["lth_core/{module}.py"]', text)
+    (where / "pyproject.toml").write_text(text)
+    return where
+
+
+def retry_survivors(where: Path, module: str) -> int:
+    """Forget the group's survived / no-tests verdicts, so tests added since are tried on them (mutmut reruns
+    only unchecked mutants; new tests alone do not reopen a verdict)."""
+    meta = where / "mutants" / "lth_core" / f"{module}.py.meta"
+    if not meta.is_file():
+        return 0
+    data = json.loads(meta.read_text())
+    codes = data["exit_code_by_key"]
+    reopened = [k for k, v in codes.items() if v in (0, 5, 33)]
+    for k in reopened:
+        codes[k] = None
+    meta.write_text(json.dumps(data))
+    return len(reopened)
+
+
+def patterns(name: str, group: dict) -> list[str]:
+    module = group.get("module", name)
+    return [f"lth_core.{module}.{f}" for f in group.get("functions", ["*"])]
+
+
+# mutmut's exit codes (mutmut/stats.py): what each verdict is called in the table
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", None: "not checked", 36: "timeout"}
+STATUS.update({c: "timeout" for c in (-24, 24, 152, 255)})
+
+
+def counts(where: Path, module: str, pats: list[str]) -> Counter:
+    """Verdicts of the group's mutants, read from mutmut's cache (`mutmut results` takes minutes per group)."""
+    meta = where / "mutants" / "lth_core" / f"{module}.py.meta"
+    codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.is_file() else {}
+    c: Counter = Counter()
+    for mutant, code in codes.items():
+        if any(fnmatch.fnmatchcase(mutant, p) for p in pats):
+            status = STATUS.get(code, "suspicious")
+            c["equivalent" if status == "survived" and mutant in EQUIVALENT else status] += 1
+    return c
+
+
+def main(argv: list[str]) -> None:
+    gs = groups()
+    names = argv or list(DEFAULT)
+    unknown = [n for n in names if n not in gs]
+    if unknown:
+        sys.exit(f"unknown mutation group(s) {unknown}; groups: {', '.join(gs)}")
+    children = os.environ.get("MUTATION_CHILDREN", "1")
+    rows = []
+    for name in names:
+        report_only = os.environ.get("MUTATION_REPORT_ONLY") == "1"
+        where = ROOT / ".mutation" / name if report_only else prepare(name, gs[name])
+        pats = patterns(name, gs[name])
+        if os.environ.get("MUTATION_RETRY") == "1":
+            print(f"{name}: {retry_survivors(where, gs[name].get('module', name))} survivors reopened")
+        if not report_only:
+            subprocess.run(["mutmut", "run", "--max-children", children, *pats], cwd=where)
+        rows.append((name, counts(where, gs[name].get("module", name), pats)))
+    head = ("group", "killed", "timeout", "survived", "no tests", "equivalent", "not run", "score")
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    total: Counter = Counter()
+    for name, c in rows + [("total", None)]:
+        c = total if c is None else c
+        if c is not total:
+            total.update(c)
+        dead = c["killed"] + c["timeout"]
+        live = c["survived"] + c["no tests"]
+        score = f"{100 * dead / (dead + live):.1f}%" if dead + live else "-"
+        cells = (dead - c["timeout"], c["timeout"], c["survived"], c["no tests"], c["equivalent"], c["not checked"])
+        print(f"| {name} | " + " | ".join(str(x) for x in cells) + f" | {score} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
