@@ -51,6 +51,11 @@ EQUIVALENT = {
     "lth_core.store.xǁRunStoreǁload_state__mutmut_5",  # map_location None: every state file holds CPU tensors
     "lth_core.store.xǁRunStoreǁload_state__mutmut_8",  # map_location dropped: likewise
     "lth_core.imp_runner.xǁImpRunnerǁ_done__mutmut_16",  # exists() or loads: open() quarantined unreadable state
+    "lth_core.controls.xǁInvertedǁ__call____mutmut_21",  # integer scores unconverted: differ only past 2**24
+    "lth_core.masks.xǁMaskǁload__mutmut_3",  # map_location None: every mask file holds CPU tensors
+    "lth_core.masks.xǁMaskǁload__mutmut_6",  # map_location dropped: likewise
+    "lth_core.masks.xǁMaskǁload__mutmut_4",  # weights_only None: the installed torch's default is True (a pickled
+    "lth_core.masks.xǁMaskǁload__mutmut_7",  # object is refused, tests/test_masks_unit.py); dropped: likewise
 }
 
 

@@ -34,3 +34,14 @@ def test_a_mask_file_is_read_as_plain_tensors_only(tmp_path):
     torch.save({"w": Payload()}, tmp_path / "bad.pt")
     with pytest.raises(pickle.UnpicklingError):
         Mask.load(tmp_path / "bad.pt")
+
+
+class _Pickled:
+    """Any object that is not a tensor: a weights-only load must refuse it."""
+
+
+def test_a_mask_file_holding_a_pickled_object_is_refused(tmp_path):
+    path = tmp_path / "mask.pt"
+    torch.save({"w": _Pickled()}, path)
+    with pytest.raises(Exception, match="Weights only load failed|weights_only"):
+        Mask.load(path)
