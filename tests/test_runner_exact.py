@@ -12,7 +12,7 @@ import pytest
 import torch
 from toy_adapter import ToyAdapter, ToyConfig
 
-from lth_core import imp_runner
+from lth_core import tables
 from lth_core.config import ImpConfig, RunOptions, config_hash
 from lth_core.imp_runner import ImpRunner, attempts, derived_seed, run_identity
 from lth_core.masks import Mask
@@ -42,7 +42,7 @@ def done(tmp_path_factory):
     tests/test_runner.py checks them): the claims below are the records, state and trainings."""
     Counting.trained = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(imp_runner, "write_tables", lambda store, plots: None)
+        mp.setattr(tables, "write_tables", lambda store, plots: None)  # imported where it is called
         r = runner(tmp_path_factory.mktemp("exact"))
         path = r.run()
         first = list(Counting.trained)
@@ -156,7 +156,7 @@ def test_a_dense_run_whose_rewind_weights_are_gone_is_trained_again(done, tmp_pa
     (tmp_path / path.name / "state" / "rewind-t1.pt").unlink()
     Counting.trained = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(imp_runner, "write_tables", lambda store, plots: None)
+        mp.setattr(tables, "write_tables", lambda store, plots: None)  # imported where it is called
         runner(tmp_path).run()
     assert Counting.trained == ["L00-dense-t1"] and (tmp_path / path.name / "state" / "rewind-t1.pt").is_file()
 
@@ -166,7 +166,7 @@ def test_a_diverged_job_is_retried_while_tries_are_left_and_then_left_alone(tmp_
     imp = ImpConfig(levels=0, trials=1, controls="")
     tried = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(imp_runner, "write_tables", lambda store, plots: None)
+        mp.setattr(tables, "write_tables", lambda store, plots: None)  # imported where it is called
         for retries in (0, 0, 1, 1):
             Counting.trained = []
             opts = RunOptions(out=str(tmp_path), progress=False, retries=retries)
