@@ -36,10 +36,12 @@ def runner(out) -> ImpRunner:
     return ImpRunner(Counting(CFG), lambda: Counting(CFG), IMP, RunOptions(out=str(out), progress=False))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def done(tmp_path_factory):
     """Two runs of one command. Its tables and figures are not drawn (they are ~90% of the time here, and
-    tests/test_runner.py checks them): the claims below are the records, state and trainings."""
+    tests/test_runner.py checks them): the claims below are the records, state and trainings. Run for every test
+    (~1 s): mutmut runs, for a mutant, the tests it saw reach the function, and a module-scoped run is seen only by
+    the first test that set it up, so the row and record checks below never ran against `row`'s mutants."""
     Counting.trained = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(tables, "write_tables", lambda store, plots: None)  # imported where it is called
