@@ -16,6 +16,7 @@ from lth_core import tables
 from lth_core.config import ImpConfig, RunOptions, config_hash
 from lth_core.imp_runner import ImpRunner, attempts, derived_seed, run_identity
 from lth_core.masks import Mask
+from lth_core.provenance import git_commit
 from lth_core.store import RunStore
 from lth_core.strategies import STRATEGIES, PruneStep
 
@@ -128,6 +129,11 @@ def test_rows_and_records(done):
     )
     assert d["config_hash"] == r.hash and json.loads(d["config"]) == json.loads(json.dumps(r.identity))
     assert json.loads(d["execution"]) == r.execution and d["preset"] == ""
+    # every row carries the versions and the commit it ran under, written canonically (sorted keys)
+    assert d["git_commit"] == git_commit() and d["versions"] == json.dumps(r.versions(), sort_keys=True)
+    assert d["config"] == json.dumps(r.identity, sort_keys=True, default=str)
+    assert d["execution"] == json.dumps(r.execution, sort_keys=True)
+    assert d["wall_seconds"] > 0 and d["wall_seconds"] == round(d["wall_seconds"], 3)
     assert [p["step"] for p in dense["curve"]] == [0, 3, 6] and "tensors" not in dense and "scoring_s" not in d
     t = ticket["row"]
     assert (t["kind"], t["level"], t["seed"], t["start_step"], t["steps"], t["kept"], t["total"]) == (
