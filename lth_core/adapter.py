@@ -56,7 +56,7 @@ class Adapter(ABC):
 
     @abstractmethod
     def task(self) -> str:
-        """Short name of what is learned, e.g. 'mnist1d/mlp' (a column of every result row)."""
+        """Short name of what is learned, e.g. '<dataset>/<model>' (a column of every result row)."""
 
     @abstractmethod
     def metric(self) -> Metric: ...
@@ -116,7 +116,7 @@ class Adapter(ABC):
 
     def flow_output(self, model: nn.Module, x: Tensor) -> Tensor:
         """The outputs of `model` on the input batch `x` that data-free criteria sum (SynFlow's R): `model(x)`;
-        a domain whose model's forward is no plain tensor function (an SB3 policy) says which outputs."""
+        a domain whose model's forward is no plain tensor function (a policy with several heads) says which outputs."""
         return model(x)
 
     def structure(self, model: nn.Module) -> list[GroupFamily]:

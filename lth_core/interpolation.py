@@ -86,7 +86,7 @@ def evaluate_path(
     prepare: Callable[[StateDict], StateDict] | None = None,
 ) -> list[dict[str, float]]:
     """Per alpha: `evaluate` of the interpolated weights (through `prepare` where given) on each split, named
-    by `column` (where two keys of a split share a name, e.g. vision's 'val_loss' and 'loss' on 'val', which
+    by `column` (where two keys of a split share a name, e.g. a domain's 'val_loss' and 'loss' on 'val', which
     are one number, the first is kept)."""
     rows = []
     for alpha in points:

@@ -117,7 +117,7 @@ class GradSums:
     2020: S = -sum_t g_t * w_t, w_t the weight the gradient g_t was taken at), for `Job.grad_sums`.
 
     Gradient hooks on the model's own Parameters, beside any MaskHold and independent of it, so every loop
-    (ours, SB3's, fairseq's) is covered without changing it: a hook sees the gradient as backward produces it,
+    (a domain's own or a library's) is covered without changing it: a hook sees the gradient as backward produces it,
     before any masking, clipping or rescaling by the loop, and the weight before the optimizer's step. A pruned
     entry's weight is zero, so its sum stays zero. Sums are kept in float32 at least (float64 for float64 weights).
     """

@@ -2,9 +2,9 @@
 the metric's own direction, rewind captures, the best state, test read only where reported, non-finite ->
 `Diverged`, and the `Outcome`.
 
-A domain's loop keeps control of its training (our own loop, SB3's `learn()` through a callback, fairseq's
-`Trainer`, a stacked loop of several jobs) and calls this object at each step it reaches; everything it
-needs from the domain goes through a `Trainee`: validate, test, and get/set the weights.
+A domain's loop keeps control of its training (its own loop, a library's training call through a
+callback or a trainer object, a stacked loop of several jobs) and calls this object at each step it reaches;
+everything it needs from the domain goes through a `Trainee`: validate, test, and get/set the weights.
 """
 
 from __future__ import annotations

@@ -259,7 +259,8 @@ def bn_gammas(fam: GroupFamily) -> list[str]:
 @dataclass(frozen=True)
 class BnSlimming(StructuredStrategy):
     """Network slimming (Liu et al. 2017): a channel's importance is |gamma| of its BatchNorm (the mean over
-    the BatchNorms a residual stream ties). Train with the vision flag `--bn-l1` for their sparsity penalty."""
+    the BatchNorms a residual stream ties). Pair it with a domain's L1 penalty on those scales during training
+    (the paper's sparsity penalty)."""
 
     scope: str = opt("global", SCOPE_HELP)
 

@@ -22,7 +22,7 @@ def adapter():
     return VisionAdapter(SMALL)
 
 
-def test_the_adapter_offers_all_three_capabilities(adapter):
+def test_the_adapter_offers_every_optional_capability(adapter):
     assert adapter.capabilities() == {
         "evaluate",
         "training_loss",
