@@ -13,32 +13,12 @@ pytest.importorskip("fairseq")
 pytest.importorskip("sentencepiece")
 pytest.importorskip("sacrebleu")
 
+from nlp_tiny import tiny_config  # noqa: E402
+
 from domains.nlp.adapter import NLPAdapter  # noqa: E402
-from domains.nlp.config import NLPConfig  # noqa: E402
 from lth_core.errors import UsageError  # noqa: E402
 from lth_core.job import Job  # noqa: E402
 from lth_core.structure import GroupFamily, group_masks  # noqa: E402
-
-
-def tiny_config(cache, **kw) -> NLPConfig:
-    values = dict(
-        synthetic_size=600,
-        synthetic_eval_size=24,
-        vocab_size=200,
-        max_updates=6,
-        eval_every=3,
-        warmup=2,
-        lr=3e-3,
-        max_tokens=512,
-        beam=2,
-        dropout=0.1,
-        cache_dir=str(cache),
-        device="cpu",
-    )
-    values.update(kw)
-    cfg = NLPConfig(**values)
-    cfg.validate()
-    return cfg
 
 
 @pytest.fixture(scope="module")

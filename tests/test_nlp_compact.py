@@ -14,9 +14,10 @@ pytest.importorskip("fairseq")
 pytest.importorskip("sentencepiece")
 pytest.importorskip("sacrebleu")
 
+from nlp_tiny import tiny_config  # noqa: E402
+
 from domains.nlp.adapter import NLPAdapter  # noqa: E402
 from domains.nlp.compact import fit  # noqa: E402
-from domains.nlp.config import NLPConfig  # noqa: E402
 from domains.nlp.tasks import _batches  # noqa: E402
 from lth_core.job import Job  # noqa: E402
 from lth_core.structure import group_masks  # noqa: E402
@@ -34,22 +35,7 @@ WHERE = {  # which families a case cuts
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory):
     torch.set_num_threads(1)
-    cfg = NLPConfig(
-        synthetic_size=600,
-        synthetic_eval_size=24,
-        vocab_size=200,
-        max_updates=6,
-        eval_every=3,
-        warmup=2,
-        lr=3e-3,
-        max_tokens=512,
-        beam=3,
-        dropout=0.1,
-        cache_dir=str(tmp_path_factory.mktemp("nlp-compact")),
-        device="cpu",
-    )
-    cfg.validate()
-    return NLPAdapter(cfg)
+    return NLPAdapter(tiny_config(tmp_path_factory.mktemp("nlp-compact"), beam=3))
 
 
 @pytest.fixture(scope="module")

@@ -10,29 +10,15 @@ pytest.importorskip("fairseq")
 pytest.importorskip("sentencepiece")
 pytest.importorskip("sacrebleu")
 
+from nlp_tiny import tiny_config  # noqa: E402
+
 from domains.nlp.adapter import NLPAdapter  # noqa: E402
-from domains.nlp.config import NLPConfig  # noqa: E402
 from lth_core.job import Job  # noqa: E402
 
 
 def test_order_seed_drives_data_order_and_dropout(tmp_path):
     torch.set_num_threads(1)
-    cfg = NLPConfig(
-        synthetic_size=600,
-        synthetic_eval_size=24,
-        vocab_size=200,
-        max_updates=4,
-        eval_every=2,
-        warmup=2,
-        lr=3e-3,
-        max_tokens=512,
-        beam=1,
-        dropout=0.1,
-        cache_dir=str(tmp_path),
-        device="cpu",
-    )
-    cfg.validate()
-    a = NLPAdapter(cfg)
+    a = NLPAdapter(tiny_config(tmp_path, max_updates=4, eval_every=2, beam=1))
     start = a.initial_weights(0)
 
     def final(**kw) -> dict[str, torch.Tensor]:

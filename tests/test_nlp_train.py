@@ -13,6 +13,8 @@ pytest.importorskip("fairseq")
 pytest.importorskip("sentencepiece")
 pytest.importorskip("sacrebleu")
 
+import nlp_tiny  # noqa: E402
+
 from domains.nlp.adapter import NLPAdapter  # noqa: E402
 from domains.nlp.checkpoints import load_fairseq_checkpoint, trainer_load_checkpoint  # noqa: E402
 from domains.nlp.config import NLPConfig  # noqa: E402
@@ -26,25 +28,8 @@ TIED = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "decoder.o
 
 
 def tiny_config(cache, **kw) -> NLPConfig:
-    values = dict(
-        synthetic_size=600,
-        synthetic_eval_size=24,
-        vocab_size=200,
-        max_updates=6,
-        eval_every=3,
-        warmup=2,
-        lr=3e-3,
-        max_tokens=512,
-        beam=2,
-        prune_embeddings=True,
-        dropout=0.1,
-        cache_dir=str(cache),
-        device="cpu",
-    )
-    values.update(kw)
-    cfg = NLPConfig(**values)
-    cfg.validate()
-    return cfg
+    """The tiny config with the embeddings pruned too (what these tests hold under fairseq's trainer)."""
+    return nlp_tiny.tiny_config(cache, **{"prune_embeddings": True, **kw})
 
 
 @pytest.fixture(scope="module")
