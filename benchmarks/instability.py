@@ -43,7 +43,7 @@ from lth_core.lmc_figures import barrier_plot, paths_plot
 from lth_core.masks import Mask
 from lth_core.preflight import check_out
 from lth_core.presets import apply
-from lth_core.provenance import git_commit, versions
+from lth_core.provenance import git_commit, row_provenance, versions
 from lth_core.store import RunStore, job_key
 
 PROG = "python -m benchmarks.instability"
@@ -410,8 +410,7 @@ class Instability:
                 "score_at_stop_b": recs[1]["row"]["score"] if recs[1] else math.nan,
                 "config_hash": self.hash,
                 "preset": self.preset,
-                "git_commit": git_commit(),
-                "versions": json.dumps(versions(tuple(self.adapter.packages)), sort_keys=True),
+                **row_provenance(tuple(self.adapter.packages)),
                 "config": json.dumps(self.identity, sort_keys=True, default=str),
             }
         )

@@ -39,7 +39,7 @@ from lth_core.executors import EXECUTORS, AdapterFactory
 from lth_core.job import Job, Outcome, StateDict
 from lth_core.masks import Mask
 from lth_core.preflight import architecture_hash, build_checked, check_execution, check_out, check_overrides, execution
-from lth_core.provenance import git_commit, versions
+from lth_core.provenance import git_commit, row_provenance, versions
 from lth_core.schedules import Source
 from lth_core.store import RunStore
 from lth_core.strategies import PruneStep, ScoringHook, Strategy, global_names, resolve_rates
@@ -506,8 +506,7 @@ class ImpRunner:
             "kept": mask.num_kept if mask else None,
             "total": mask.num_total if mask else None,
             "preset": self.preset,
-            "git_commit": git_commit(),
-            "versions": json.dumps(self.versions(), sort_keys=True),
+            **row_provenance(tuple(self.adapter.packages)),
             "config": json.dumps(self.identity, sort_keys=True, default=str),
             "execution": json.dumps(self.execution, sort_keys=True),
         }

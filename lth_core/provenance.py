@@ -4,6 +4,7 @@ The engine names only its own packages; each adapter declares the domain's (`Ada
 
 from __future__ import annotations
 
+import json
 import platform
 import subprocess
 from functools import lru_cache
@@ -23,6 +24,11 @@ def versions(packages: tuple[str, ...] = ()) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
+
+
+def row_provenance(packages: tuple[str, ...] = ()) -> dict[str, str]:
+    """The two columns every result row carries: the commit, and the versions as sorted JSON (one CSV cell)."""
+    return {"git_commit": git_commit(), "versions": json.dumps(versions(packages), sort_keys=True)}
 
 
 @lru_cache(maxsize=1)
