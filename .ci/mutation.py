@@ -22,18 +22,6 @@ import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIED = ("lth_core", "tests", "domains", "benchmarks")
-DEFAULT = (
-    "masks",
-    "mask_hold",
-    "early_stop",
-    "protocol",
-    "strategies",
-    "controls",
-    "store",
-    "identity",
-    "runner",
-    "runner_jobs",
-)
 
 # Survivors judged equivalent (why: README, "Mutation testing"); a name that is killed later is not subtracted.
 EQUIVALENT = {
@@ -107,26 +95,31 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
 STATUS.update({c: "timeout" for c in (-24, 24, 152, 255)})
 
 
-def counts(where: Path, module: str, pats: list[str]) -> Counter:
-    """Verdicts of the group's mutants, read from mutmut's cache (`mutmut results` takes minutes per group)."""
+def verdicts(where: Path, module: str, pats: list[str]) -> dict[str, str]:
+    """The group's mutants and their verdicts, read from mutmut's cache (`mutmut results` takes minutes per group)."""
     meta = where / "mutants" / "lth_core" / f"{module}.py.meta"
     codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.is_file() else {}
-    c: Counter = Counter()
+    out = {}
     for mutant, code in codes.items():
         if any(fnmatch.fnmatchcase(mutant, p) for p in pats):
             status = STATUS.get(code, "suspicious")
-            c["equivalent" if status == "survived" and mutant in EQUIVALENT else status] += 1
-    return c
+            out[mutant] = "equivalent" if status == "survived" and mutant in EQUIVALENT else status
+    return out
+
+
+# where two groups score one mutant (e.g. `identity` and `config`), the module's row keeps its best verdict
+RANK = ("killed", "timeout", "equivalent", "survived", "no tests", "suspicious", "not checked")
 
 
 def main(argv: list[str]) -> None:
     gs = groups()
-    names = argv or list(DEFAULT)
+    names = argv or list(gs)
     unknown = [n for n in names if n not in gs]
     if unknown:
         sys.exit(f"unknown mutation group(s) {unknown}; groups: {', '.join(gs)}")
     children = os.environ.get("MUTATION_CHILDREN", "1")
     rows = []
+    by_module: dict[str, dict[str, str]] = {}
     for name in names:
         report_only = os.environ.get("MUTATION_REPORT_ONLY") == "1"
         where = ROOT / ".mutation" / name if report_only else prepare(name, gs[name])
@@ -135,19 +128,30 @@ def main(argv: list[str]) -> None:
             print(f"{name}: {retry_survivors(where, gs[name].get('module', name))} survivors reopened")
         if not report_only:
             subprocess.run(["mutmut", "run", "--max-children", children, *pats], cwd=where)
-        rows.append((name, counts(where, gs[name].get("module", name), pats)))
-    head = ("group", "killed", "timeout", "survived", "no tests", "equivalent", "not run", "score")
-    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+        found = verdicts(where, gs[name].get("module", name), pats)
+        rows.append((name, Counter(found.values())))
+        for mutant, status in found.items():
+            module = by_module.setdefault(gs[name].get("module", name), {})
+            module[mutant] = min(status, module.get(mutant, "not checked"), key=RANK.index)
+    print(table("group", rows))
+    print()
+    print(table("module", sorted((m, Counter(v.values())) for m, v in by_module.items())))
+
+
+def table(first: str, rows: list[tuple[str, Counter]]) -> str:
+    """A markdown table of verdicts, one row per group (or module) and a total; score over non-equivalent mutants."""
+    head = (first, "killed", "timeout", "survived", "no tests", "equivalent", "not run", "score")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     total: Counter = Counter()
-    for name, c in rows + [("total", None)]:
-        c = total if c is None else c
-        if c is not total:
-            total.update(c)
+    for name, c in rows:
+        total.update(c)
+    for name, c in [*rows, ("total", total)]:
         dead = c["killed"] + c["timeout"]
         live = c["survived"] + c["no tests"]
         score = f"{100 * dead / (dead + live):.1f}%" if dead + live else "-"
-        cells = (dead - c["timeout"], c["timeout"], c["survived"], c["no tests"], c["equivalent"], c["not checked"])
-        print(f"| {name} | " + " | ".join(str(x) for x in cells) + f" | {score} |")
+        cells = (c["killed"], c["timeout"], c["survived"], c["no tests"], c["equivalent"], c["not checked"])
+        lines.append(f"| {name} | " + " | ".join(str(x) for x in cells) + f" | {score} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
