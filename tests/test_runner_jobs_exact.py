@@ -7,6 +7,7 @@ same on longer runs)."""
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 import torch
@@ -62,9 +63,13 @@ def full() -> Mask:
 
 def test_iterative_jobs_start_from_the_init_and_the_rewind_weights_and_prune_the_level_before(tmp_path):
     imp = ImpConfig(levels=2, trials=1, controls="random_reinit,random_mask", rewind_step="3", seed=7)
+    t0 = time.perf_counter()
     r, path, jobs = run(tmp_path, imp)
+    elapsed = time.perf_counter() - t0
     store = RunStore(path)
     init, rewind = store.load_state("init-t0"), store.load_state("rewind-t0")
+    # the seconds each mask took to draw: a part of the run's own time
+    assert all(0 < float(store.load_state(f"scoring-L0{lv}-t0")["seconds"]) < elapsed for lv in (1, 2))
     dense = jobs["L00-dense-t0"]
     assert same(dense.weights, ToyAdapter(CFG).initial_weights(7)) and same(init, dense.weights)
     assert (dense.mask, dense.budget, dense.start_step, dense.capture_steps) == (None, 6, 0, (3,))

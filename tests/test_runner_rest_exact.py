@@ -45,6 +45,10 @@ class Blind(Strategy):
         return step.mask
 
 
+class Counted(Flops):
+    pass
+
+
 class NoLoss(ToyAdapter):
     training_loss = Adapter.training_loss  # type: ignore[assignment]
 
@@ -241,6 +245,9 @@ def test_a_failed_or_transferred_row_has_no_discovery_cost(tmp_path, no_tables):
         row = RunStore(dst).record(key)["row"]
         assert row["status"] == "ok" and (row["discovery_steps"], row["discovery_flops"]) == (None, None), key
         assert row["train_flops"] is not None
+    again = Counted(ToyConfig(hidden=4, steps=6, eval_every=3, lr=0.05))
+    assert runner(tmp_path / "dst", ticket_from=str(src), adapter=again).run() == dst
+    assert again.calls == 0  # a finished transfer is finished: its dense run needs no captured weights
     assert json.loads((dst / "run.json").read_text())["ticket_from"] == {
         "path": str(src),
         "config_hash": json.loads((src / "run.json").read_text())["config_hash"],
@@ -280,9 +287,15 @@ def test_an_early_bird_run_hands_the_dense_job_its_watch_and_writes_where_it_sto
     assert all(seen[k].early_bird is None for k in seen if k != "L00-dense-t0")
     dense = store.record("L00-dense-t0")
     at = dense["early_bird"]["declared"]
+    assert dense["early_bird"]["steps"] == [p["step"] for p in dense["curve"]]
     assert set(at) == {"1", "2"} and all(v is not None for v in at.values())
     d = dense["row"]
     assert d["eb_declared"] is True and d["eb_step"] == d["steps"] == max(at.values())
+    # a dense run whose captured weights are gone trains again (its tickets, recorded, do not)
+    store.state_path("captured-L02-t0").unlink()
+    seen.clear()
+    runner(tmp_path, imp=imp, cfg=cfg, adapter=Watched(cfg)).run()
+    assert list(seen) == ["L00-dense-t0"] and store.state_path("captured-L02-t0").is_file()
     for level in (1, 2):
         t = store.record(f"L{level:02d}-ticket-t0")["row"]
         assert (t["eb_step"], t["eb_declared"]) == (at[str(level)], True)
