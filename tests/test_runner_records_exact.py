@@ -6,6 +6,7 @@ lth_core/imp_runner.py's `row` and `store_outcome`)."""
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -40,8 +41,12 @@ class Extras(ToyAdapter):
 
 
 def test_a_trainings_extra_columns_join_its_row_and_never_replace_the_runners(tmp_path):
-    path = run(tmp_path, Extras(CFG), ImpConfig(levels=1, trials=1, controls="random_mask", rewind_step="3"))
+    t0 = time.perf_counter()
+    path = run(tmp_path, Extras(CFG), ImpConfig(levels=1, trials=2, controls="random_mask", rewind_step="3"))
+    elapsed = time.perf_counter() - t0
     store = RunStore(path)
+    walls = [store.record(f.stem)["row"]["wall_seconds"] for f in (path / "jobs").iterdir()]
+    assert len(walls) == 6 and all(0 < w < elapsed for w in walls) and len(set(walls)) > 1  # each its own time
     for key, level, kind in (("L00-dense-t0", 0, "dense"), ("L01-ticket-t0", 1, "ticket")):
         row = store.record(key)["row"]
         assert (row["reward_mean"], row["kind"], row["level"]) == (1.5 + level, kind, level)

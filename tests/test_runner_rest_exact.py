@@ -296,6 +296,9 @@ def test_an_early_bird_run_hands_the_dense_job_its_watch_and_writes_where_it_sto
     seen.clear()
     runner(tmp_path, imp=imp, cfg=cfg, adapter=Watched(cfg)).run()
     assert list(seen) == ["L00-dense-t0"] and store.state_path("captured-L02-t0").is_file()
+    seen.clear()
+    runner(tmp_path, imp=imp, cfg=cfg, adapter=Watched(cfg)).run()
+    assert seen == {}  # and with every captured file there, nothing
     for level in (1, 2):
         t = store.record(f"L{level:02d}-ticket-t0")["row"]
         assert (t["eb_step"], t["eb_declared"]) == (at[str(level)], True)
