@@ -6,6 +6,7 @@ same on longer runs)."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 
@@ -14,13 +15,15 @@ import torch
 from toy_adapter import ToyAdapter, ToyConfig
 
 from lth_core import tables
+from lth_core.adapter import Adapter
 from lth_core.config import ImpConfig, RunOptions
 from lth_core.controls import CONTROLS, ControlInput
+from lth_core.errors import Diverged
 from lth_core.imp_runner import ImpRunner, derived_seed
 from lth_core.job import Job
 from lth_core.masks import Mask
 from lth_core.store import RunStore
-from lth_core.strategies import STRATEGIES, PruneStep
+from lth_core.strategies import STRATEGIES, PruneStep, ScoringHook
 
 CFG = ToyConfig(hidden=4, steps=6, eval_every=3)
 NAMES = ("0.weight", "2.weight", "4.weight")
@@ -38,8 +41,8 @@ class Recording(ToyAdapter):
         return super().train(job)
 
 
-def run(out, imp: ImpConfig, cfg: ToyConfig = CFG, **opts):
-    adapter = Recording(cfg)
+def run(out, imp: ImpConfig, cfg: ToyConfig = CFG, adapter: Recording | None = None, **opts):
+    adapter = adapter or Recording(cfg)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(tables, "write_tables", lambda store, plots: None)  # imported where it is called
         r = ImpRunner(adapter, lambda: ToyAdapter(cfg), imp, RunOptions(out=str(out), progress=False, **opts))
@@ -187,3 +190,91 @@ def test_a_transferred_run_trains_the_sources_init_masks_and_rewind_weights(tmp_
     names = {f.name for f in (dst / "state").iterdir()}
     assert not {"mask-L01-t0.pt", "init-t0.pt", "final-L00-t0.pt", "scoring-L01-t0.pt"} & names
     assert here.record("L01-ticket-t0")["row"]["status"] == "ok"
+
+
+class FlowShaped(Recording):
+    """A domain with one input shape and its own flow outputs (the first logit only), and no training loss."""
+
+    training_loss = Adapter.training_loss  # type: ignore[assignment]
+
+    def input_shape(self):
+        return (10,)
+
+    def flow_output(self, model, x):
+        return model(x)[:, :1]
+
+
+def test_the_scoring_hook_and_seed_a_strategy_draws_with(tmp_path):
+    """SNIP scores the trained weights it prunes from with the domain's loss and the level's seed; SynFlow flows
+    the domain's own outputs on its input shape; random draws from the level's seed."""
+    base = dict(levels=1, trials=1, controls="", rewind_step="3", seed=7)
+    seed = derived_seed(7, 1, 0)
+    for strategy, adapter in (("snip", Recording(CFG)), ("synflow", FlowShaped(CFG)), ("random", Recording(CFG))):
+        imp = ImpConfig(strategy=strategy, **base)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(tables, "write_tables", lambda store, plots: None)
+            r = ImpRunner(
+                adapter, lambda: ToyAdapter(CFG), imp, RunOptions(out=str(tmp_path / strategy), progress=False)
+            )
+            store = RunStore(r.run())
+        init, rewind, final = (store.load_state(n) for n in ("init-t0", "rewind-t0", "final-L00-t0"))
+        hook = ScoringHook(adapter.build, adapter.training_loss, seed, r.input_shape, adapter.flow_output)
+        rates = {n: 0.2 for n in NAMES}
+        step = PruneStep({n: final[n] for n in NAMES}, full(), rates, r.global_names, seed, init, rewind, hook, final)
+        want = STRATEGIES.build(strategy, {})(step).to_state()
+        assert same(adapter.jobs["L01-ticket-t0"].mask, want), strategy
+        other = STRATEGIES.build(strategy, {})(dataclasses.replace(step, seed=seed + 1, state=rewind)).to_state()
+        if strategy != "synflow":  # what the test tells apart: another seed, or the rewind weights scored
+            assert not same(want, other), strategy
+        else:  # ... or the whole output flowed
+            plain = dataclasses.replace(step, score=dataclasses.replace(hook, output=None))
+            assert not same(want, STRATEGIES.build(strategy, {})(plain).to_state())
+
+
+class FailsTrialZero(Recording):
+    """The toy domain whose dense training of trial 0 diverges."""
+
+    def train(self, job):
+        if job.level == 0 and job.trial == 0:
+            self.jobs[job.key] = job
+            raise Diverged("trial 0 diverges")
+        return super().train(job)
+
+
+def test_a_failed_dense_run_stops_its_trial_only_and_a_transfer_trains_its_tickets_anyway(tmp_path):
+    imp = ImpConfig(levels=1, trials=2, controls="random_reinit,random_mask", rewind_step="3", seed=7)
+    _, path, jobs = run(tmp_path / "own", imp, adapter=FailsTrialZero(CFG))
+    assert sorted(jobs) == [
+        "L00-dense-t0",
+        "L00-dense-t1",
+        "L01-random_mask-t1",
+        "L01-random_reinit-t1",
+        "L01-ticket-t1",
+    ]
+    assert RunStore(path).record("L00-dense-t0")["row"]["status"] == "diverged"
+    _, src, _ = run(tmp_path / "src", imp)
+    _, dst, jobs = run(tmp_path / "dst", imp, adapter=FailsTrialZero(CFG), ticket_from=str(src))
+    assert {"L01-ticket-t0", "L01-random_mask-t0", "L01-random_reinit-t0"} <= set(jobs)
+    # a control whose record is gone trains again, after a control that is done
+    (src / "jobs" / "L01-random_mask-t1.json").unlink()
+    _, _, jobs = run(tmp_path / "src", imp)
+    assert list(jobs) == ["L01-random_mask-t1"]
+
+
+def test_the_inverted_control_keeps_the_lowest_ranked_entries_of_the_tickets_own_step(tmp_path):
+    imp = ImpConfig(levels=2, trials=1, controls="inverted", rewind_step="3", seed=7)
+    r, path, jobs = run(tmp_path, imp)
+    store = RunStore(path)
+    rewind = store.load_state("rewind-t0")
+    pruned_from = full()
+    for level in (1, 2):
+        final = store.load_state(f"final-L0{level - 1}-t0")
+        ticket = Mask(jobs[f"L0{level}-ticket-t0"].mask)
+        scores = {n: final[n].abs() for n in NAMES}  # magnitude's scores of the weights the ticket was drawn from
+        seed = derived_seed(7, "control", "inverted", level, 0)
+        inp = ControlInput(ticket, rewind, ToyAdapter(CFG).initial_weights, seed, lambda: (pruned_from, scores))
+        want_w, want_m = CONTROLS.build("inverted", {})(inp)
+        inv = jobs[f"L0{level}-inverted-t0"]
+        assert same(inv.mask, want_m.to_state()) and same(inv.weights, want_w) and same(inv.weights, rewind)
+        assert Mask(inv.mask).kept() == ticket.kept() and not same(inv.mask, ticket.to_state())
+        pruned_from = ticket
