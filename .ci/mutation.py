@@ -44,6 +44,15 @@ EQUIVALENT = {
     "lth_core.masks.xǁMaskǁload__mutmut_6",  # map_location dropped: likewise
     "lth_core.masks.xǁMaskǁload__mutmut_4",  # weights_only None: the installed torch's default is True (a pickled
     "lth_core.masks.xǁMaskǁload__mutmut_7",  # object is refused, tests/test_masks_unit.py); dropped: likewise
+    # --- mut-runner ---
+    "lth_core.imp_runner.xǁImpRunnerǁprune_step__mutmut_22",  # caps | {...}: a hook no criterion calls (one that
+    # calls it needs the capability, refused at start)
+    "lth_core.imp_runner.xǁImpRunnerǁprune_step__mutmut_29",  # `_has_rewind() or True`: at a pruning step the
+    # rewind file is there (a dense run without it trains again first)
+    "lth_core.imp_runner.xǁImpRunnerǁprune_step__mutmut_63",  # initial=None: read only where state and rewind
+    "lth_core.imp_runner.xǁImpRunnerǁprune_step__mutmut_74",  # are None, never at a runner's pruning step; dropped
+    "lth_core.imp_runner.xǁImpRunnerǁrun__mutmut_17",  # "XXexecutionXX" not in meta: rewrites the execution
+    "lth_core.imp_runner.xǁImpRunnerǁrun__mutmut_18",  # run.json already holds (a differing one is refused or mixed)
 }
 
 

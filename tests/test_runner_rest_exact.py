@@ -153,7 +153,8 @@ def test_run_json_as_written(tmp_path, no_tables):
     r = runner(tmp_path, preset="over", imp=ImpConfig(levels=1, trials=1, controls="", rate_overrides="head=0.1"))
     meta = json.loads((r.run() / "run.json").read_text())
     created, finished = meta.pop("created"), meta.pop("finished")
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", created) and created <= finished
+    stamp = r"20\d\d-[01]\d-[0-3]\dT[0-2]\d:[0-5]\d:[0-5]\d"
+    assert re.fullmatch(stamp, created) and re.fullmatch(stamp, finished) and created <= finished
     assert meta == json.loads(
         json.dumps(
             {
@@ -193,15 +194,17 @@ def test_run_draws_tables_per_level_plots_at_the_end_and_shows_its_progress(tmp_
     path = runner(tmp_path, imp=imp, progress=True).run()
     assert no_tables == [False, False, True]
     err = capsys.readouterr().err
-    assert "toy blobs/mlp" in err and "5/5" in err and "level 2/2" in err and "job" in err
+    assert "toy blobs/mlp" in err and "5/5" in err and "level 2/2" in err and re.search(r"\d(job/s|s/job)", err)
     runner(tmp_path, imp=imp, progress=True).run()  # everything done: the bar is full at once
     assert no_tables == [False, False, True, False, False, True] and "5/5" in capsys.readouterr().err
     # a folder of the previous release (no `execution` in run.json): it is named there on resume
     meta = json.loads((path / "run.json").read_text())
     del meta["execution"]
     (path / "run.json").write_text(json.dumps(meta))
+    capsys.readouterr()
     runner(tmp_path, imp=imp).run()
     assert json.loads((path / "run.json").read_text())["execution"] == runner(tmp_path, imp=imp).execution
+    assert "toy blobs/mlp" not in capsys.readouterr().err  # --no-progress: no bar
 
 
 def test_a_resume_under_another_execution_records_both_where_allowed(tmp_path, no_tables):
