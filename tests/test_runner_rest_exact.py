@@ -15,6 +15,7 @@ from toy_adapter import ToyAdapter, ToyConfig
 from lth_core import tables
 from lth_core.adapter import Adapter
 from lth_core.config import ImpConfig, RunOptions, full_dict
+from lth_core.controls import CONTROLS, ControlInput
 from lth_core.early_bird import EarlyBirdSpec, Target
 from lth_core.errors import UsageError
 from lth_core.imp_runner import ImpRunner, derived_seed
@@ -400,3 +401,25 @@ def test_a_transfer_reads_every_file_it_takes_at_start_and_hands_out_copies(sour
     assert torch.equal(r.source.load("rewind-t0")["0.weight"], RunStore(source).load_state("rewind-t0")["0.weight"])
     mask = Mask({k: v.bool() for k, v in r.source.load("mask-L01-t0").items()})
     assert mask.kept() == KEPT
+
+
+def test_the_inverted_control_ranks_by_the_tickets_own_pruning_step(tmp_path, no_tables):
+    """`_ranking`: the step the ticket was drawn with again (the mask it pruned from, the strategy's scores)."""
+    seen = {}
+
+    class Kept(Flops):
+        def train(self, job):
+            seen[job.key] = job
+            return super().train(job)
+
+    imp = ImpConfig(levels=1, trials=1, controls="inverted", strategy="magnitude_global", rewind_step="3", seed=7)
+    store = RunStore(runner(tmp_path, imp=imp, adapter=Kept(CFG)).run())
+    final, rewind = store.load_state("final-L00-t0"), store.load_state("rewind-t0")
+    full = Mask({n: torch.ones_like(final[n], dtype=torch.bool) for n in NAMES})
+    ticket = Mask(seen["L01-ticket-t0"].mask)
+    seed = derived_seed(7, "control", "inverted", 1, 0)
+    scores = {n: final[n].abs() for n in NAMES}
+    inp = ControlInput(ticket, rewind, ToyAdapter(CFG).initial_weights, seed, lambda: (full, scores))
+    _, want = CONTROLS.build("inverted", {})(inp)
+    got = Mask(seen["L01-inverted-t0"].mask)
+    assert all(torch.equal(got[n], want[n]) for n in NAMES) and got.kept() == ticket.kept()
