@@ -45,8 +45,9 @@ EQUIVALENT = {
     "lth_core.masks.xǁMaskǁload__mutmut_4",  # weights_only None: the installed torch's default is True (a pickled
     "lth_core.masks.xǁMaskǁload__mutmut_7",  # object is refused, tests/test_masks_unit.py); dropped: likewise
     # --- mut-runner ---
-    "lth_core.imp_runner.xǁImpRunnerǁprune_step__mutmut_22",  # caps | {...}: a hook no criterion calls (one that
-    # calls it needs the capability, refused at start)
+    "lth_core.imp_runner.xǁImpRunnerǁprune_step__mutmut_11",  # hook built `or True` / `caps | {...}`: a hook no
+    "lth_core.imp_runner.xǁImpRunnerǁprune_step__mutmut_22",  # criterion calls (one that calls it needs the
+    # capability, refused at start)
     "lth_core.imp_runner.xǁImpRunnerǁprune_step__mutmut_29",  # `_has_rewind() or True`: at a pruning step the
     # rewind file is there (a dense run without it trains again first)
     "lth_core.imp_runner.xǁImpRunnerǁprune_step__mutmut_63",  # initial=None: read only where state and rewind
