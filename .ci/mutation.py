@@ -52,6 +52,15 @@ EQUIVALENT = {
     # rewind file is there (a dense run without it trains again first)
     "lth_core.imp_runner.xǁImpRunnerǁprune_step__mutmut_63",  # initial=None: read only where state and rewind
     "lth_core.imp_runner.xǁImpRunnerǁprune_step__mutmut_74",  # are None, never at a runner's pruning step; dropped
+    "lth_core.imp_runner.xǁImpRunnerǁprune_step__mutmut_49",  # sums read `or True`: no sums file exists unless
+    # the strategy sums gradients (a folder is one strategy), so None either way
+    "lth_core.imp_runner.xǁTicketSourceǁ_read_all__mutmut_35",  # map_location None: a run's state files hold CPU
+    "lth_core.imp_runner.xǁTicketSourceǁ_read_all__mutmut_39",  # tensors (RunStore saves them so); dropped: likewise
+    "lth_core.imp_runner.xǁTicketSourceǁ_read_all__mutmut_36",  # weights_only None: the installed torch's default
+    "lth_core.imp_runner.xǁTicketSourceǁ_read_all__mutmut_40",  # is True; dropped: likewise
+    "lth_core.imp_runner.xǁTicketSourceǁ_read_all__mutmut_37",  # mmap None / dropped / False: the same tensors,
+    "lth_core.imp_runner.xǁTicketSourceǁ_read_all__mutmut_41",  # read into memory instead of mapped (memory only)
+    "lth_core.imp_runner.xǁTicketSourceǁ_read_all__mutmut_45",
     "lth_core.imp_runner.xǁImpRunnerǁrun__mutmut_17",  # "XXexecutionXX" not in meta: rewrites the execution
     "lth_core.imp_runner.xǁImpRunnerǁrun__mutmut_18",  # run.json already holds (a differing one is refused or mixed)
 }
