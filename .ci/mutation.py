@@ -44,6 +44,14 @@ EQUIVALENT = {
     "lth_core.masks.xǁMaskǁload__mutmut_6",  # map_location dropped: likewise
     "lth_core.masks.xǁMaskǁload__mutmut_4",  # weights_only None: the installed torch's default is True (a pickled
     "lth_core.masks.xǁMaskǁload__mutmut_7",  # object is refused, tests/test_masks_unit.py); dropped: likewise
+    # --- mut-eb ---
+    "lth_core.schedules.xǁOneShotǁsource__mutmut_5",  # Source("final", 0): mask_level's default is 0
+    "lth_core.schedules.xǁOneShotǁsource__mutmut_6",  # Source("final", 0, ): likewise
+    "lth_core.schedules.xǁAtInitǁsource__mutmut_5",  # Source("rewind", 0): likewise
+    "lth_core.schedules.xǁAtInitǁsource__mutmut_6",  # Source("rewind", 0, ): likewise
+    "lth_core.schedules.xǁScheduleǁwatched__mutmut_16",  # Source("captured", level, ): likewise
+    "lth_core.early_bird_schedule.xǁEarlyBirdǁsource__mutmut_5",  # Source("captured", 0): likewise
+    "lth_core.early_bird_schedule.xǁEarlyBirdǁsource__mutmut_6",  # Source("captured", 0, ): likewise
 }
 
 

@@ -132,3 +132,23 @@ def test_every_point_goes_through_prepare_before_it_is_evaluated():
     path = evaluate_path(tiny_evaluate, A, B, [0.0, 0.5, 1.0], ("test",), prepare=prepare)
     assert seen == [1.0, 0.0, -1.0]
     assert [row["test_loss"] for row in path] == [0.25, 1.0, 0.25]  # evaluated at w = 0.5, 0, -0.5
+
+
+def test_the_ends_are_exact_even_where_the_other_end_is_not_finite():
+    a, b = {"w": torch.tensor([1.0, 2.0])}, {"w": torch.tensor([math.inf, math.nan])}
+    assert interpolate(a, b, 0.0)["w"].tolist() == [1.0, 2.0]  # (1 - 0) a + 0 b would be nan
+    assert torch.equal(interpolate(b, a, 1.0)["w"], a["w"])
+
+
+def test_a_metric_not_on_the_path_or_named_twice_does_not_stop_the_others():
+    path = evaluate_path(tiny_evaluate, A, B, alphas(3), ("test",))
+    metrics = [PathMetric("val", "loss", False), PathMetric("test", "loss", False), PathMetric("test", "loss", False)]
+    metrics.append(PathMetric("test", "accuracy", True))
+    assert sorted(barriers(path, metrics)) == [
+        "test_accuracy_a", "test_accuracy_b", "test_accuracy_barrier", "test_loss_a", "test_loss_b", "test_loss_barrier"
+    ]  # fmt: skip
+
+
+def test_a_path_of_one_point_has_no_barrier():
+    with pytest.raises(ValueError, match="^a path has at least its two ends$"):
+        barriers([{"alpha": 0.0, "test_loss": 1.0}], [PathMetric("test", "loss", False)])
