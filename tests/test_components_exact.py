@@ -166,3 +166,11 @@ def test_a_preset_replaces_the_fields_it_names_and_refuses_unknown_ones():
     p = Preset("p", "help")
     assert (p.imp, p.domain, p.smoke) == ({}, {}, {})
     assert SMOKE_IMP == {"levels": 1, "trials": 1}
+
+
+def test_without_any_component_with_parameters_the_refusal_says_none(monkeypatch):
+    monkeypatch.setattr(ComponentRegistry, "all", [])
+    with pytest.raises(UsageError) as e:
+        parser_and_groups({"x": {}})
+    assert str(e.value) == "preset sets parameters of 'x', which has none; with parameters: none"
+    assert parser_and_groups({})[1] == {}

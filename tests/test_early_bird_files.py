@@ -92,6 +92,13 @@ def test_at_most_four_heatmaps_a_row_the_rest_blank(tmp_path, figures):
     assert list(grid[0].get_xticks()) == list(range(7))  # fewer than 12 points: every one
 
 
+def test_one_level_is_one_heatmap(tmp_path, figures):
+    plot(tmp_path / "f.png", "t", result({1: 0}, 2))
+    (fig,) = figures
+    assert png_size(tmp_path / "f.png") == (352, 330) and len(fig.axes) == 2
+    assert fig.axes[0].get_title() == "level 1: declared at 0" and list(fig.axes[0].get_xticks()) == [0, 1]
+
+
 def test_save_writes_each_levels_weights_matrix_and_one_heatmap(tmp_path):
     store = RunStore(tmp_path / "run")
     job = Job(0, "dense", 3, 0, {}, None, 100)
