@@ -78,6 +78,16 @@ def test_the_heatmaps_title_mark_and_label_each_level(tmp_path, figures):
         assert all(t.get_rotation() == 45 for t in ax.get_xticklabels())
         assert all(t.get_rotation() == 0 for t in ax.get_yticklabels())
     assert len(fig.axes) == 4  # two heatmaps and their colorbars
+    for ax, bar in ((one, fig.axes[2]), (two, fig.axes[3])):  # a thin bar beside its own heatmap
+        assert bar.get_position().width / ax.get_position().width == pytest.approx(0.046 / (1 - 0.046 - 0.05))
+        assert bar.get_position().x0 > ax.get_position().x1 and ax.images[0].colorbar.ax is bar  # the image's
+
+
+def test_the_heatmap_is_viridis_from_the_top_whatever_the_users_style(tmp_path, figures):
+    with plt.rc_context({"image.cmap": "gray", "image.origin": "lower"}):
+        plot(tmp_path / "f.png", "t", result({1: None}, 3))
+    ((im,),) = [ax.images for ax in figures[0].axes[:1]]
+    assert im.get_cmap().name == "viridis" and im.origin == "upper"
 
 
 def test_at_most_four_heatmaps_a_row_the_rest_blank(tmp_path, figures):
@@ -99,7 +109,7 @@ def test_one_level_is_one_heatmap(tmp_path, figures):
     assert fig.axes[0].get_title() == "level 1: declared at 0" and list(fig.axes[0].get_xticks()) == [0, 1]
 
 
-def test_save_writes_each_levels_weights_matrix_and_one_heatmap(tmp_path):
+def test_save_writes_each_levels_weights_matrix_and_one_heatmap(tmp_path, figures):
     store = RunStore(tmp_path / "run")
     job = Job(0, "dense", 3, 0, {}, None, 100)
     eb = result({1: 5, 2: None}, 3)
@@ -109,6 +119,7 @@ def test_save_writes_each_levels_weights_matrix_and_one_heatmap(tmp_path):
         assert kept is not None and torch.equal(kept["w"], eb.weights[lv]["w"])
         assert read_matrix(store.path / store.distances_name("L00-dense-t3", lv)) == (eb.steps, eb.distances[lv])
     assert png_size(store.path / "early_bird" / "L00-dense-t3.png") == (704, 330)
+    assert figures[0]._suptitle.get_text().startswith("L00-dense-t3: ")  # titled by the job
     empty = RunStore(tmp_path / "empty")
     save_early_bird(empty, job, EarlyBirdResult([], {1: []}, {1: None}, {}))
     assert read_matrix(empty.path / empty.distances_name("L00-dense-t3", 1)) == ([], [])
