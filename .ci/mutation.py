@@ -63,6 +63,27 @@ EQUIVALENT = {
     "lth_core.imp_runner.xǁTicketSourceǁ_read_all__mutmut_45",
     "lth_core.imp_runner.xǁImpRunnerǁrun__mutmut_17",  # "XXexecutionXX" not in meta: rewrites the execution
     "lth_core.imp_runner.xǁImpRunnerǁrun__mutmut_18",  # run.json already holds (a differing one is refused or mixed)
+    # --- mut-eb ---
+    "lth_core.schedules.xǁOneShotǁsource__mutmut_5",  # Source("final", 0): mask_level's default is 0
+    "lth_core.schedules.xǁOneShotǁsource__mutmut_6",  # Source("final", 0, ): likewise
+    "lth_core.schedules.xǁAtInitǁsource__mutmut_5",  # Source("rewind", 0): likewise
+    "lth_core.schedules.xǁAtInitǁsource__mutmut_6",  # Source("rewind", 0, ): likewise
+    "lth_core.schedules.xǁScheduleǁwatched__mutmut_16",  # Source("captured", level, ): likewise
+    "lth_core.early_bird_schedule.xǁEarlyBirdǁsource__mutmut_5",  # Source("captured", 0): likewise
+    "lth_core.early_bird_schedule.xǁEarlyBirdǁsource__mutmut_6",  # Source("captured", 0, ): likewise
+    "lth_core.early_bird_files.x_write_matrix__mutmut_3",  # newline=None: on POSIX writing "\r\n" is unchanged
+    "lth_core.early_bird_files.x_write_matrix__mutmut_6",  # newline dropped: likewise
+    "lth_core.early_bird_files.x_read_matrix__mutmut_2",  # newline=None: "\r\n" read as "\n", csv splits the same
+    "lth_core.early_bird_files.x_read_matrix__mutmut_4",  # newline dropped: likewise
+    "lth_core.early_bird_files.x_plot__mutmut_3",  # matplotlib.use("agg"): backend names are case-insensitive
+    "lth_core.early_bird_files.x_plot__mutmut_4",  # "AGG": likewise
+    "lth_core.early_bird_files.x_plot__mutmut_20",  # squeeze=None: falsy, as False
+    "lth_core.early_bird_files.x_plot__mutmut_32",  # ax.axis("OFF"): Axes.axis lowercases its argument
+    "lth_core.early_bird_files.x_plot__mutmut_57",  # vmin=None: the data's min, 0 (a distance matrix's diagonal)
+    "lth_core.early_bird_files.x_plot__mutmut_61",  # vmin dropped: likewise
+    "lth_core.early_bird_files.x_plot__mutmut_123",  # colorbar ax=None: taken from the image's own axes
+    "lth_core.early_bird_files.x_plot__mutmut_126",  # colorbar ax dropped: likewise
+    "lth_core.early_bird_files.x_plot__mutmut_147",  # savefig format="PNG": formats are case-insensitive
 }
 
 
