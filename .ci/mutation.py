@@ -44,6 +44,13 @@ EQUIVALENT = {
     "lth_core.masks.xǁMaskǁload__mutmut_6",  # map_location dropped: likewise
     "lth_core.masks.xǁMaskǁload__mutmut_4",  # weights_only None: the installed torch's default is True (a pickled
     "lth_core.masks.xǁMaskǁload__mutmut_7",  # object is refused, tests/test_masks_unit.py); dropped: likewise
+    # --- mut-exec ---
+    "lth_core.atomic.x_atomic_write__mutmut_29",  # open(tmp) in text mode: fsync of its fd is the same, nothing read
+    "lth_core.integrity.x__text__mutmut_4",  # decode("UTF-8"): the same codec as "utf-8"
+    "lth_core.integrity.x_check_run_folder__mutmut_17",  # map_location None: every state file holds CPU tensors
+    "lth_core.integrity.x_check_run_folder__mutmut_21",  # map_location dropped: likewise
+    "lth_core.integrity.x_check_run_folder__mutmut_18",  # weights_only None: the installed torch's default is True
+    "lth_core.integrity.x_check_run_folder__mutmut_22",  # (a pickled object is still refused); dropped: likewise
 }
 
 
