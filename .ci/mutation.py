@@ -51,6 +51,11 @@ EQUIVALENT = {
     "lth_core.integrity.x_check_run_folder__mutmut_21",  # map_location dropped: likewise
     "lth_core.integrity.x_check_run_folder__mutmut_18",  # weights_only None: the installed torch's default is True
     "lth_core.integrity.x_check_run_folder__mutmut_22",  # (a pickled object is still refused); dropped: likewise
+    "lth_core.executors.x_train_safely__mutmut_6",  # getattr(..., None) or threads: None or x == 0 or x
+    "lth_core.executors.x_train_safely__mutmut_15",  # error = None: every attempt returns or sets error (>= 1 runs)
+    "lth_core.executors.x_train_safely__mutmut_16",  # error = "XXXX": likewise never read
+    "lth_core.executors.x_train_safely__mutmut_40",  # format_exc(limit=None): its last line is the exception's own
+    "lth_core.executors.x_train_safely__mutmut_41",  # format_exc(limit=4): likewise, whatever the limit
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import types
 
 import pytest
 import torch
@@ -117,6 +118,15 @@ def test_the_threads_given_are_set_and_the_domains_threads_win_over_them():
     assert d.threads_seen == [1]
 
 
+def test_an_adapter_whose_config_has_no_threads_trains_with_the_threads_given():
+    """An adapter may bring a config of its own (not a DomainConfig): then the executor's threads decide."""
+    a = toy([])
+    fields = {k: v for k, v in vars(a.config).items() if k != "threads"}
+    a.config = types.SimpleNamespace(**fields)  # type: ignore[assignment]
+    torch.set_num_threads(1)
+    assert train_safely(a, job(a), threads=2).status == "ok" and a.threads_seen == [2]
+
+
 def test_a_training_that_fails_once_is_tried_again_and_its_row_is_the_second_trainings():
     a = toy([RuntimeError("flaky"), "ok"])
     reference = toy([])
@@ -164,8 +174,9 @@ def test_local_trains_each_job_in_order_with_cpus_per_job_threads_and_gives_the_
     torch.set_num_threads(1)
     a = toy([])
     jobs = [job(a, "dense"), job(a, "ticket")]
-    ex = EXECUTORS.get("local")(a, lambda: a, RunOptions(cpus_per_job=2))
-    assert isinstance(ex, LocalExecutor) and (ex.adapter, ex.options.cpus_per_job) == (a, 2)
+    factory = lambda: a  # noqa: E731
+    ex = EXECUTORS.get("local")(a, factory, RunOptions(cpus_per_job=2))
+    assert isinstance(ex, LocalExecutor) and (ex.adapter, ex.factory, ex.options.cpus_per_job) == (a, factory, 2)
     got = list(ex.run(jobs))
     assert [j for j, _ in got] == jobs and all(o.status == "ok" for _, o in got)
     assert a.threads_seen == [2, 2] and torch.get_num_threads() == 2
