@@ -47,6 +47,24 @@ def test_a_process_start_time_is_its_start_in_clock_ticks_since_boot():
     assert _started_at(child.pid) is None  # gone
 
 
+def test_the_start_time_of_a_process_with_a_bracket_in_its_name(tmp_path):
+    """/proc/PID/stat spells the name in parentheses, unescaped: the fields follow its last ')'."""
+    name = tmp_path / "dr) iv(er"
+    name.symlink_to("/bin/sleep")
+    at = uptime()
+    child = subprocess.Popen([str(name), "30"])
+    try:
+        deadline = time.time() + 20
+        while ") iv(er" not in Path(f"/proc/{child.pid}/stat").read_text():  # until it has exec'd
+            assert time.time() < deadline
+            time.sleep(0.02)
+        born = _started_at(child.pid)
+        assert born is not None and born.isdigit() and abs(int(born) / TICK - at) < 5
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_a_zombie_is_not_alive():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     deadline = time.time() + 20
@@ -212,9 +230,13 @@ def test_workers_start_from_a_fork_server_that_preloaded_torch_or_else_are_spawn
 
 def test_the_executor_splits_the_cores_unless_told_and_refuses_negative_workers():
     a = ToyAdapter(ToyConfig())
-    ex = EXECUTORS.get("process")(a, lambda: a, RunOptions(executor="process", cpus_per_job=2.0))
-    assert isinstance(ex, ProcessExecutor) and (ex.threads, ex.workers) == (2, max(1, available_cores() // 2))
+    factory, options = (lambda: a), RunOptions(executor="process", cpus_per_job=2.0)
+    ex = EXECUTORS.get("process")(a, factory, options)
+    assert isinstance(ex, ProcessExecutor) and (ex.adapter, ex.factory, ex.options) == (a, factory, options)
+    assert (ex.threads, ex.workers) == (2, max(1, available_cores() // 2)) and isinstance(ex.workers, int)
+    assert isinstance(ProcessExecutor(a, factory, RunOptions(executor="process")).workers, int)  # a pool size
     assert (ex._pool, ex._starts, ex._started, ex.deaths) == (None, None, set(), 0)
+    assert ex._context.get_start_method() == "forkserver"  # its workers' start method
     assert ProcessExecutor(a, lambda: a, RunOptions(executor="process", workers=3)).workers == 3
     assert ProcessExecutor(a, lambda: a, RunOptions(executor="process", cpus_per_job=64.0)).workers == 1
     with pytest.raises(UsageError) as e:
