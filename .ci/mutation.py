@@ -56,6 +56,7 @@ EQUIVALENT = {
     "lth_core.executors.x_train_safely__mutmut_16",  # error = "XXXX": likewise never read
     "lth_core.executors.x_train_safely__mutmut_40",  # format_exc(limit=None): its last line is the exception's own
     "lth_core.executors.x_train_safely__mutmut_41",  # format_exc(limit=4): likewise, whatever the limit
+    "lth_core.executor_process.x__started_at__mutmut_20",  # in "XXZXXX": a state is one letter, Z or X in either
 }
 
 
