@@ -16,6 +16,8 @@ from lth_core.config import RunOptions
 from lth_core.executor_process import ProcessExecutor
 from lth_core.job import Job
 
+pytestmark = pytest.mark.slow  # real workers: ~20-90 s per test on 2 loaded cores (mutation tests run them)
+
 
 def jobs(a: FaultAdapter, n: int = 3) -> list[Job]:
     w = a.initial_weights(0)

@@ -87,6 +87,7 @@ def test_an_address_where_nothing_answers_is_said_at_once_and_others_are_left_to
     for address in ("auto", "ray://10.0.0.1:10001", "host:port", "nohost", ""):
         assert _unreachable(address) is None, address
     assert _unreachable("127.0.0.1:1") == "Connection refused"
+    assert _unreachable("::1:1") is not None  # an IPv6 host: the port is after the last colon
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
@@ -119,7 +120,10 @@ def test_a_join_that_ray_refuses_is_one_line_naming_its_first_line(monkeypatch, 
     if ray.is_initialized():
         pytest.skip("Ray is already initialised in this process")
 
+    asked: list[dict] = []
+
     def refuse(**kw):
+        asked.append(kw)
         raise error
 
     monkeypatch.setattr(ray, "init", refuse)
@@ -131,6 +135,7 @@ def test_a_join_that_ray_refuses_is_one_line_naming_its_first_line(monkeypatch, 
             connect(RunOptions(executor="ray", ray_address=address))
     first = {"RuntimeError": "RuntimeError", "ValueError": "bad address", "ConnectionError": "no"}[type(error).__name__]
     assert str(e.value).startswith(f"--ray-address {address!r}: cannot join a Ray cluster there ({first}); start")
+    assert asked == [{"address": address}]  # joined there, not a new local instance
 
 
 def test_a_local_instance_refuses_negative_workers_before_starting():
@@ -148,3 +153,13 @@ def test_a_job_asking_no_cpus_or_negative_gpus_is_refused_before_ray_starts(cpus
         RayExecutor(a, lambda: a, RunOptions(executor="ray", cpus_per_job=cpus, gpus_per_job=gpus))
     assert str(e.value) == f"--cpus-per-job {cpus} must be > 0 and --gpus-per-job {gpus} must be >= 0"
     assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("cpus,gpus", [(1.0, 0.0), (0.5, 0.0), (2.0, 1.0)])
+def test_a_job_asking_some_cpus_and_no_or_some_gpus_passes_that_check(cpus, gpus):
+    """It reaches the next one (`--workers -1` is refused before a local instance starts)."""
+    if ray.is_initialized():
+        pytest.skip("Ray is already initialised in this process")
+    a = ToyAdapter(ToyConfig())
+    with pytest.raises(UsageError, match=r"^--workers -1 must be >= 0"):
+        RayExecutor(a, lambda: a, RunOptions(executor="ray", cpus_per_job=cpus, gpus_per_job=gpus, workers=-1))

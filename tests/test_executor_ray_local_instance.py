@@ -14,9 +14,11 @@ from fault_adapter import FaultAdapter, FaultConfig, threads_log, train_log
 
 from lth_core.config import RunOptions
 from lth_core.errors import UsageError
-from lth_core.executor_ray import RayExecutor
+from lth_core.executor_ray import RayExecutor, _unreachable
 from lth_core.executors import WorkerStartError
 from lth_core.job import Job
+
+pytestmark = pytest.mark.slow  # real workers: ~20-90 s per test on 2 loaded cores (mutation tests run them)
 
 ray = pytest.importorskip("ray")
 
@@ -28,15 +30,24 @@ def jobs(a: FaultAdapter, n: int) -> list[Job]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A RayExecutor that started its own local instance of 2 CPUs, and the run's log."""
+    """A RayExecutor that started its own local instance (`--workers 0`: as many CPUs as this process may use,
+    narrowed to one core here so that Ray's own count, the machine's, would differ), and the run's log."""
     if ray.is_initialized():
         pytest.skip("Ray is already initialised in this process")
-    log = str(tmp_path_factory.mktemp("ray") / "train.log")
-    cfg = FaultConfig(steps=6, eval_every=3, log=log)
-    a = FaultAdapter(cfg)
-    ex = RayExecutor(a, functools.partial(FaultAdapter, cfg), RunOptions(executor="ray", workers=2))
-    assert ex._started and ray.is_initialized() and ray.cluster_resources()["CPU"] == 2.0
-    yield ex, a, log
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})
+    try:
+        log = str(tmp_path_factory.mktemp("ray") / "train.log")
+        cfg = FaultConfig(steps=6, eval_every=3, log=log)
+        a = FaultAdapter(cfg)
+        factory, options = functools.partial(FaultAdapter, cfg), RunOptions(executor="ray")
+        ex = RayExecutor(a, factory, options)
+        assert (ex.adapter, ex.factory, ex.options, ex.ray) == (a, factory, options, ray)
+        assert ex._started is True and ray.is_initialized() and ray.cluster_resources()["CPU"] == 1.0
+        assert _unreachable("127.0.0.1:8265") is not None  # no dashboard
+        yield ex, a, log
+    finally:
+        os.sched_setaffinity(0, cores)
     ex.close()
     assert not ray.is_initialized() and not ex._started
     ex.close()  # twice: nothing more to do
@@ -50,13 +61,13 @@ def test_jobs_run_as_tasks_with_cpus_per_job_threads_each_paired_with_its_outcom
     local = {j.key: FaultAdapter(FaultConfig(steps=6, eval_every=3)).train(j).score for j in js}
     assert {j.key: o.score for j, o in got} == local
     assert os.getpid() not in {pid for _, pid in train_log(log)} and set(threads_log(log).values()) == {1}
-    assert ex.threads == 1 and len(ex._token) == 32
+    assert ex.threads == 1 and len(ex._token) == 32 and int(ex._token, 16) >= 0
 
 
 def test_a_job_asking_more_than_the_cluster_has_is_one_line_and_another_executors_instance_stays(cluster):
     ex, a, _ = cluster
     for flag, options, have in (
-        ("--cpus-per-job 3", RunOptions(executor="ray", cpus_per_job=3.0), "2 CPUs"),
+        ("--cpus-per-job 2", RunOptions(executor="ray", cpus_per_job=2.0), "1 CPUs"),
         ("--gpus-per-job 0.5", RunOptions(executor="ray", gpus_per_job=0.5), "0 GPUs"),
     ):
         with pytest.raises(UsageError) as e:
@@ -65,7 +76,7 @@ def test_a_job_asking_more_than_the_cluster_has_is_one_line_and_another_executor
             f"{flag} but the Ray cluster has {have}; ask for at most that, or join a larger cluster with --ray-address"
         )
         assert ray.is_initialized()  # not this executor's to shut down
-    RayExecutor(a, lambda: a, RunOptions(executor="ray", cpus_per_job=2.0)).close()  # all there is: fine
+    RayExecutor(a, lambda: a, RunOptions(executor="ray", cpus_per_job=1.0)).close()  # all there is: fine
     assert ray.is_initialized()
 
 
