@@ -7,6 +7,7 @@ since the claims are the executor's plan, and real trainings cost ~1 s each on a
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -141,3 +142,18 @@ def test_an_assertion_in_a_pass_fails_the_run_and_the_threads_come_back(stacks):
     with pytest.raises(AssertionError, match="stacked mask broken"):
         run(a, [job(a, "ticket"), job(a, "random_mask")])
     assert a.alone == [] and torch.get_num_threads() == 1
+
+
+def test_every_stack_of_a_group_trains_at_the_same_time_however_many():
+    """More stacks than a default thread pool has threads (cpus + 4): each still gets its own thread."""
+    n = min(32, (os.cpu_count() or 1) + 4) + 1
+    side_by_side = threading.Barrier(n, timeout=20)
+
+    class Together(Stacking):
+        def train_batch(self, jobs):
+            side_by_side.wait()  # all n passes at once, or the barrier breaks (and the pass fails)
+            return super().train_batch(jobs)
+
+    a = Together(stacks=n)
+    got = run(a, [job(a, "ticket", trial=t) for t in range(n)])
+    assert [o.extras["how"] for _, o in got] == ["pass"] * n and len(a.passes) == n

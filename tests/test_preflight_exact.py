@@ -123,6 +123,8 @@ def test_a_new_damaged_or_same_execution_folder_resumes_with_nothing_to_mix(tmp_
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "run.json").write_text("[1]")
     assert check_execution(tmp_path / "d", HERE, False) == []
+    (tmp_path / "e" / "run.json").mkdir(parents=True)  # not a file: not a run folder's record, nothing to check
+    assert check_execution(tmp_path / "e", HERE, False) == []
 
 
 def test_another_execution_is_refused_naming_the_first_flag_that_differs(tmp_path):
