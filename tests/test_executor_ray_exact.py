@@ -163,3 +163,27 @@ def test_a_job_asking_some_cpus_and_no_or_some_gpus_passes_that_check(cpus, gpus
     a = ToyAdapter(ToyConfig())
     with pytest.raises(UsageError, match=r"^--workers -1 must be >= 0"):
         RayExecutor(a, lambda: a, RunOptions(executor="ray", cpus_per_job=cpus, gpus_per_job=gpus, workers=-1))
+
+
+def test_a_local_instance_is_asked_for_this_processs_cores_no_dashboard_and_the_drivers_paths(monkeypatch):
+    """What `connect` asks of Ray for a local instance, as ray.init receives it (the slow
+    tests/test_executor_ray_local_instance.py checks the instance itself)."""
+    if ray.is_initialized():
+        pytest.skip("Ray is already initialised in this process")
+    asked: list[dict] = []
+    monkeypatch.setattr(ray, "init", lambda **kw: asked.append(kw))
+    monkeypatch.setattr(er, "available_cores", lambda: 7)
+    assert connect(RunOptions(executor="ray")) is True
+    assert connect(RunOptions(executor="ray", workers=3)) is True
+    paths = {"env_vars": {"PYTHONPATH": _driver_paths()}}
+    assert asked == [
+        {"num_cpus": 7, "include_dashboard": False, "runtime_env": paths},
+        {"num_cpus": 3, "include_dashboard": False, "runtime_env": paths},
+    ]
+
+
+def test_an_instance_already_running_in_this_process_is_used_and_not_ours(monkeypatch):
+    asked: list[dict] = []
+    monkeypatch.setattr(ray, "init", lambda **kw: asked.append(kw))
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    assert connect(RunOptions(executor="ray", ray_address="127.0.0.1:1")) is False and asked == []
