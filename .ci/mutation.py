@@ -84,6 +84,19 @@ EQUIVALENT = {
     "lth_core.early_bird_files.x_plot__mutmut_123",  # colorbar ax=None: taken from the image's own axes
     "lth_core.early_bird_files.x_plot__mutmut_126",  # colorbar ax dropped: likewise
     "lth_core.early_bird_files.x_plot__mutmut_147",  # savefig format="PNG": formats are case-insensitive
+    # --- mut-exec ---
+    "lth_core.atomic.x_atomic_write__mutmut_29",  # open(tmp) in text mode: fsync of its fd is the same, nothing read
+    "lth_core.integrity.x__text__mutmut_4",  # decode("UTF-8"): the same codec as "utf-8"
+    "lth_core.integrity.x_check_run_folder__mutmut_17",  # map_location None: every state file holds CPU tensors
+    "lth_core.integrity.x_check_run_folder__mutmut_21",  # map_location dropped: likewise
+    "lth_core.integrity.x_check_run_folder__mutmut_18",  # weights_only None: the installed torch's default is True
+    "lth_core.integrity.x_check_run_folder__mutmut_22",  # (a pickled object is still refused); dropped: likewise
+    "lth_core.executors.x_train_safely__mutmut_6",  # getattr(..., None) or threads: None or x == 0 or x
+    "lth_core.executors.x_train_safely__mutmut_15",  # error = None: every attempt returns or sets error (>= 1 runs)
+    "lth_core.executors.x_train_safely__mutmut_16",  # error = "XXXX": likewise never read
+    "lth_core.executors.x_train_safely__mutmut_40",  # format_exc(limit=None): its last line is the exception's own
+    "lth_core.executors.x_train_safely__mutmut_41",  # format_exc(limit=4): likewise, whatever the limit
+    "lth_core.executor_process.x__started_at__mutmut_20",  # in "XXZXXX": a state is one letter, Z or X in either
 }
 
 
