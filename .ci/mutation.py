@@ -44,6 +44,17 @@ EQUIVALENT = {
     "lth_core.masks.xǁMaskǁload__mutmut_6",  # map_location dropped: likewise
     "lth_core.masks.xǁMaskǁload__mutmut_4",  # weights_only None: the installed torch's default is True (a pickled
     "lth_core.masks.xǁMaskǁload__mutmut_7",  # object is refused, tests/test_masks_unit.py); dropped: likewise
+    # --- mut-out ---
+    "lth_core.tables.x_write_tables__mutmut_14",  # to_csv(index=None): pandas writes no index for a falsy value
+    "lth_core.tables.x_write_tables__mutmut_29",  # likewise (densities.csv)
+    "lth_core.tables.x_write_tables__mutmut_44",  # likewise (summary.csv)
+    "lth_core.sparse_kernels.x__t_contiguous__mutmut_2",  # always .contiguous(): a no-op returning self when it is
+    "lth_core.sparse_kernels.xǁPatternǁcsr__mutmut_5",  # check_invariants None/dropped (off by default) or True:
+    "lth_core.sparse_kernels.xǁPatternǁcsr__mutmut_10",  # only validates the indices, which Pattern always builds
+    "lth_core.sparse_kernels.xǁPatternǁcsr__mutmut_11",  # valid (row-major nonzero, bincount offsets)
+    "lth_core.sparse_kernels.xǁPatternǁcsr_t__mutmut_11",  # likewise for W^T
+    "lth_core.sparse_kernels.xǁPatternǁcsr_t__mutmut_16",  # likewise
+    "lth_core.sparse_kernels.xǁPatternǁcsr_t__mutmut_19",  # likewise
 }
 
 
