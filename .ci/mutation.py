@@ -55,6 +55,14 @@ EQUIVALENT = {
     "lth_core.sparse_kernels.xǁPatternǁcsr_t__mutmut_11",  # likewise for W^T
     "lth_core.sparse_kernels.xǁPatternǁcsr_t__mutmut_16",  # likewise
     "lth_core.sparse_kernels.xǁPatternǁcsr_t__mutmut_19",  # likewise
+    "lth_core.tables.x_collapse_lines__mutmut_15",  # groupby(sort=True) dropped: True is the default
+    "lth_core.tables.x_densities_frame__mutmut_48",  # sort_values(kind=...) on several columns: pandas ignores
+    "lth_core.tables.x_densities_frame__mutmut_50",  # `kind` there (its lexsort is stable whatever kind says)
+    "lth_core.tables.x_densities_frame__mutmut_60",  # likewise
+    "lth_core.tables.x_densities_frame__mutmut_61",  # likewise
+    "lth_core.tables.x_rows_frame__mutmut_13",  # likewise
+    "lth_core.config.xǁDomainConfigǁeval_size__mutmut_18",  # value < floor: at value == floor, max(floor,
+    # ceil(floor x scale)) is floor again (scale < 1)
 }
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 
 import pytest
 
+from lth_core.components import Component
 from lth_core.config import (
     MAX_THREADS,
     SEED_LIMIT,
@@ -25,6 +26,7 @@ from lth_core.config import (
     opt,
     parse_overrides,
 )
+from lth_core.controls import CONTROLS
 from lth_core.errors import UsageError
 from lth_core.strategies import STRATEGIES
 
@@ -285,3 +287,30 @@ def test_the_chosen_components_are_built_with_their_own_parameters():
     assert ImpConfig().make_strategy().__class__.__name__ == "MagnitudeLayerwise"
     assert ImpConfig(schedule="early_bird").make_schedule().window == 5
     assert ImpConfig(strategy="snip").make_strategy().batches != 3
+
+
+def test_an_item_with_two_equals_signs_is_refused():
+    msg = _refused(parse_overrides, "a=b=0.1")
+    assert msg == "--rate-overrides item 'a=b=0.1' must be GROUP_OR_PATTERN=RATE with 0 <= RATE < 1"
+
+
+def test_validate_refuses_a_rewind_step_no_budget_reaches():
+    """validate() checks the step against a budget of 10**12 steps, before any budget is known."""
+    ImpConfig(rewind_step=str(10**12 - 1)).validate()
+    assert _refused(ImpConfig(rewind_step=str(10**12)).validate) == (
+        f"--rewind-step '{10**12}': a step must be in [0, {10**12}) for this budget"
+    )
+
+
+@dataclass
+class Probe(Component):
+    """A control with a parameter (none of the built-in ones has one)."""
+
+    strength: int = opt(1, "how strong")
+
+
+def test_a_controls_own_parameters_reach_it(monkeypatch):
+    monkeypatch.setitem(CONTROLS._items, "probe", Probe)
+    imp = ImpConfig(controls="probe,random_mask", params={"probe": {"strength": 3}})
+    assert imp.make_controls()["probe"].strength == 3
+    assert [obj.strength for kind, name, obj in imp.components() if name == "probe"] == [3]

@@ -102,3 +102,16 @@ def test_a_pattern_moves_every_index_to_the_device():
     for name in ("flat", "crow", "col", "perm", "crow_t", "col_t"):
         assert getattr(p, name).device.type == "meta", name
     assert p.shape == (2, 3) and p.nnz == 3
+
+
+def test_frozen_values_still_pass_the_input_gradient():
+    lin, mask = _layer(5, 4, True)
+    sparse = SparseLinear(lin, mask)
+    sparse.values.requires_grad_(False)
+    x = torch.randn(3, 4, requires_grad=True)
+    xs = x.detach().clone().requires_grad_()
+    gy = torch.randn(3, 5)
+    sparse(xs).backward(gy)
+    lin(x).backward(gy)
+    torch.testing.assert_close(xs.grad, x.grad, rtol=1e-5, atol=1e-6)
+    assert sparse.values.grad is None

@@ -114,19 +114,20 @@ def test_densities_frame_is_one_row_per_job_and_tensor_with_kept_over_total():
 def test_collapse_lines_name_each_emptied_tensor_by_level_and_kind_with_its_trials():
     d = pd.DataFrame(
         {
-            "kind": ["ticket", "ticket", "ticket", "mask", "ticket", "ticket", "ticket"],
-            "level": [2, 2, 2, 2, 1, 1, 3],
-            "trial": [1, 0, 1, 0, 0, 0, 0],
-            "tensor": ["w2", "w1", "w1", "w1", "w1", "w3", "w1"],
-            "kept": [0, 0, 0, 0, 0, 5, 1],
-            "total": [4, 4, 4, 4, 0, 8, 4],  # level 1's w1 has no entries: nothing was emptied
+            "kind": ["ticket", "ticket", "ticket", "mask", "ticket", "ticket", "ticket", "ticket"],
+            "level": [2, 2, 2, 2, 1, 1, 3, 4],
+            "trial": [1, 0, 1, 0, 0, 0, 0, 0],
+            "tensor": ["w2", "w1", "w1", "w1", "w1", "w3", "w1", "b"],
+            "kept": [0, 0, 0, 0, 0, 5, 1, 0],
+            "total": [4, 4, 4, 4, 0, 8, 4, 1],  # level 1's w1 has no entries: nothing was emptied
         }
     )
     assert collapse_lines(d) == [
         "- level 2 mask: empties w1 (trial 0)",
         "- level 2 ticket: empties w1, w2 (trial 0, 1)",
+        "- level 4 ticket: empties b (trial 0)",  # a one-entry tensor emptied
     ]
-    assert collapse_lines(d[d["level"] != 2]) == []
+    assert collapse_lines(d[d["level"].isin([1, 3])]) == []
 
 
 def test_kind_order_is_dense_ticket_then_the_rest_sorted():
