@@ -37,16 +37,23 @@ def _refused(fn, *args) -> str:
     return str(e.value)
 
 
-@dataclass
-class Declared:
-    plain: int = opt(3, "a plain field")
-    hidden: str = opt("x", "kept out of the hash", identity=False, cadence=True)
-    picked: str = opt("magnitude_layerwise", "a registry's name", choices=STRATEGIES)
-    many: list = opt([1, 2], "a list default")
-    table: dict = opt({"a": 1}, "a dict default", eval_floor=4)
+def _declared_class() -> type:
+    """Declared at call time: a class body run at import (as the library's are) would call `opt` before a test
+    (or a mutant) could see it."""
+
+    @dataclass
+    class Declared:
+        plain: int = opt(3, "a plain field")
+        hidden: str = opt("x", "kept out of the hash", identity=False, cadence=True)
+        picked: str = opt("magnitude_layerwise", "a registry's name", choices=STRATEGIES)
+        many: list = opt([1, 2], "a list default")
+        table: dict = opt({"a": 1}, "a dict default", eval_floor=4)
+
+    return Declared
 
 
 def test_opt_declares_help_identity_choices_and_extra_metadata():
+    Declared = _declared_class()
     f = fields_by_name(Declared)
     assert dict(f["plain"].metadata) == {"help": "a plain field", "identity": True}
     assert dict(f["hidden"].metadata) == {"help": "kept out of the hash", "identity": False, "cadence": True}
@@ -61,6 +68,7 @@ def test_opt_declares_help_identity_choices_and_extra_metadata():
 
 
 def test_a_mutable_default_is_a_fresh_copy_of_its_type_per_instance():
+    Declared = _declared_class()
     a, b = Declared(), Declared()
     assert a.many == [1, 2] and a.table == {"a": 1} and type(a.many) is list and type(a.table) is dict
     a.many.append(3)
@@ -76,7 +84,7 @@ def test_a_mutable_default_is_a_fresh_copy_of_its_type_per_instance():
 
 
 def test_full_dict_is_every_field_by_name():
-    assert full_dict(Declared()) == {
+    assert full_dict(_declared_class()()) == {
         "plain": 3,
         "hidden": "x",
         "picked": "magnitude_layerwise",
