@@ -61,6 +61,9 @@ EQUIVALENT = {
     "lth_core.tables.x_densities_frame__mutmut_60",  # likewise
     "lth_core.tables.x_densities_frame__mutmut_61",  # likewise
     "lth_core.tables.x_rows_frame__mutmut_13",  # likewise
+    "lth_core.tables.x_rows_frame__mutmut_15",  # likewise
+    "lth_core.tables.x_rows_frame__mutmut_22",  # likewise
+    "lth_core.tables.x_rows_frame__mutmut_23",  # likewise
     "lth_core.config.xǁDomainConfigǁeval_size__mutmut_18",  # value < floor: at value == floor, max(floor,
     # ceil(floor x scale)) is floor again (scale < 1)
 }

@@ -339,3 +339,13 @@ def test_write_tables_draws_nothing_unasked_and_no_density_figure_without_densit
     assert (tmp_path / "summary.md").read_text().endswith("(no finished jobs yet)\n")
     assert write_tables(_Store(tmp_path, _records(), {"task": "t"})) is not None
     assert drawn[-1][3] == "t · None"
+
+
+def test_summary_md_follows_the_summarys_task_order_and_reads_a_one_row_task():
+    s = _summary()
+    flipped = pd.concat([s[s["task"] == "u"], s[s["task"] == "t"]], ignore_index=True)
+    text = markdown(flipped)
+    assert text.index("## d · u — loss (↓)") < text.index("## d · t — acc (↑)")
+    one = markdown(summarize(pd.DataFrame([_u("ticket", 1, 0.5, 1.5, 20, 1.6)])))
+    assert one.startswith("## d · u — loss (↓), test score at the early-stop step\n")
+    assert "| 50%       | 1.5 ± 0 (1) |" in one
