@@ -212,3 +212,15 @@ def test_the_step_timings_restart_from_the_same_weights_and_fresh_optimizers(mon
     measure_cost(dense, mask, small, x[:1], x, lambda o: F.cross_entropy(o, y), make, budget_s=0.3)
     assert len(made) >= 2 * 3 and [len(ps) for ps in made[:2]] == [4, 4]
     assert made[0][0] is dense[0].weight and made[1][0] is small[0].weight
+
+
+def test_by_default_a_sample_lasts_20_ms_and_at_least_5_pairs_are_timed(clock):
+    slow, fast = clock.work("slow", 0.0049), clock.work("fast", 0.00245)  # 4.08 and 8.16 calls a sample
+    assert paired_speedup(slow, fast, 0.0, CPU) == pytest.approx(2.0)
+    assert clock.log.count("slow") == 2 + 5 * 4 and clock.log.count("fast") == 2 + 5 * 8
+
+
+def test_count_macs_is_an_int_and_prints_nothing(capsys):
+    macs = count_macs(nn.Linear(4, 3), torch.randn(1, 4))
+    assert macs == 12 and type(macs) is int
+    assert capsys.readouterr().out == ""
