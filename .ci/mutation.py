@@ -55,6 +55,7 @@ EQUIVALENT = {
     "lth_core.sparse_kernels.xǁPatternǁcsr_t__mutmut_11",  # likewise for W^T
     "lth_core.sparse_kernels.xǁPatternǁcsr_t__mutmut_16",  # likewise
     "lth_core.sparse_kernels.xǁPatternǁcsr_t__mutmut_19",  # likewise
+    "lth_core.sparse_kernels.x_swap_linears__mutmut_2",  # named_parameters(remove_duplicate=None): falsy, as False
     "lth_core.tables.x_collapse_lines__mutmut_15",  # groupby(sort=True) dropped: True is the default
     "lth_core.tables.x_densities_frame__mutmut_48",  # sort_values(kind=...) on several columns: pandas ignores
     "lth_core.tables.x_densities_frame__mutmut_50",  # `kind` there (its lexsort is stable whatever kind says)

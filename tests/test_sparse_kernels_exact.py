@@ -115,3 +115,12 @@ def test_frozen_values_still_pass_the_input_gradient():
     lin(x).backward(gy)
     torch.testing.assert_close(xs.grad, x.grad, rtol=1e-5, atol=1e-6)
     assert sparse.values.grad is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_cpu_state_dict_loads_into_a_layer_on_the_gpu():
+    lin, mask = _layer(4, 6, True)
+    sparse = SparseLinear(lin.cuda(), mask.cuda())
+    new_w = torch.randn(4, 6)
+    sparse.load_state_dict({"weight": new_w, "bias": torch.zeros(4)})
+    assert sparse.dense_weight().cpu().equal(new_w * mask)

@@ -80,3 +80,8 @@ def test_numbers_and_per_step_flops():
     assert _per_step(None) is None and _per_step({"steps": 4}) is None and _per_step({"train_flops": 8.0}) is None
     assert _per_step({"steps": 0, "train_flops": 8.0}) is None and _per_step({"steps": 4, "train_flops": 8.0}) == 2.0
     assert _per_step({"steps": math.nan, "train_flops": 8.0}) is None
+
+
+def test_a_level_pruned_from_a_rewound_level_adds_the_rewind_steps_below_it():
+    mixed = Sources({1: Source("rewind", 0, 0), 2: Source("final", 1, 1)})
+    assert discovery(2, mixed, ROWS.get, 7) == (87.0, 470.0)  # 7 dense steps (70 FLOPs), then level 1's training
