@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def test_a_key_holds_the_layers_shape_its_masks_density_and_where_it_runs():
     layer = nn.Linear(6, 4, bias=False)
     mask = torch.zeros(4, 6)
-    mask.view(-1)[:8] = 1.0  # a float mask: read as booleans
+    mask.view(-1)[:8] = 2.0  # a float mask: read as booleans (8 kept of 24, not a sum of 16)
     key = Key.of(layer, mask, 16, True)
     assert key == Key(4, 6, 0.3333, 16, torch.get_num_threads(), "cpu", False, True)
     assert Key.of(nn.Linear(6, 4), mask, 2).bias is True and Key.of(nn.Linear(6, 4), mask, 2).transposed_input is False
