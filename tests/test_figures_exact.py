@@ -119,7 +119,7 @@ def test_figure1_has_two_panels_per_trained_task_with_a_curve_per_kind_from_the_
     assert steps["ticket"]["y"] == [300.0, 200.0, 100.0] and steps["zeta"]["err"] == [10.0, 0.0, 4.0]
     ref = [ln for ln in axes[0].lines if ln.get_label() == "dense"]
     assert len(ref) == 1 and list(ref[0].get_ydata()) == [0.9, 0.9] and ref[0].get_linestyle() == ":"
-    assert ref[0].get_color() == "gray"
+    assert ref[0].get_color() == "gray" and ref[0].get_linewidth() == 1
     assert [ln.get_ydata()[0] for ln in axes[1].lines if ln.get_label() == "dense"] == [300.0]
     legend = axes[0].get_legend()
     assert sorted(t.get_text() for t in legend.get_texts()) == ["dense", "ticket", "zeta"]
