@@ -65,6 +65,7 @@ EQUIVALENT = {
     "lth_core.tables.x_rows_frame__mutmut_15",  # likewise
     "lth_core.tables.x_rows_frame__mutmut_22",  # likewise
     "lth_core.tables.x_rows_frame__mutmut_23",  # likewise
+    "lth_core.tables.x_markdown__mutmut_169",  # to_markdown(index=None): no index column, as with False
     "lth_core.config.xǁDomainConfigǁeval_size__mutmut_18",  # value < floor: at value == floor, max(floor,
     # ceil(floor x scale)) is floor again (scale < 1)
 }

@@ -124,3 +124,18 @@ def test_a_cpu_state_dict_loads_into_a_layer_on_the_gpu():
     new_w = torch.randn(4, 6)
     sparse.load_state_dict({"weight": new_w, "bias": torch.zeros(4)})
     assert sparse.dense_weight().cpu().equal(new_w * mask)
+
+
+def test_only_masked_linear_layers_are_offered_a_kernel():
+    """A masked convolution and an unmasked Linear are left alone: never offered, never swapped."""
+    from lth_core.sparse_choice import KernelChoice
+    from lth_core.sparse_kernels import swap_linears
+
+    model = nn.Sequential(nn.Conv1d(2, 2, 1), nn.Flatten(), nn.Linear(6, 4), nn.Linear(4, 3))
+    mask = {"0.weight": torch.ones(2, 2, 1, dtype=torch.bool), "2.weight": torch.rand(4, 6) < 0.5}
+    offered: list[str] = []
+    swap = swap_linears(model, mask, lambda key, layer, m: offered.append(key) or "csr")
+    assert offered == ["2.weight"] and swap.kernels == {"2.weight": "csr"}
+    assert type(model[0]) is nn.Conv1d and isinstance(model[2], SparseLinear) and type(model[3]) is nn.Linear
+    assert list(swap.swapped) == ["2"]
+    assert swap_linears(nn.Linear(3, 2), {"weight": torch.ones(2, 3)}, KernelChoice("always", 2)).kernels == {}
