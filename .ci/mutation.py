@@ -66,6 +66,9 @@ EQUIVALENT = {
     "lth_core.tables.x_rows_frame__mutmut_22",  # likewise
     "lth_core.tables.x_rows_frame__mutmut_23",  # likewise
     "lth_core.tables.x_markdown__mutmut_169",  # to_markdown(index=None): no index column, as with False
+    "lth_core.sparse_kernels.xǁCsrLinearFnǁbackward__mutmut_19",  # addmm out= dropped: the same values in a
+    "lth_core.sparse_kernels.xǁCsrLinearFnǁbackward__mutmut_24",  # fresh tensor (the empty buffer goes unused)
+    "lth_core.cost.x_paired_speedup__mutmut_5",  # the no-op reset returns 0 instead of None: never read
     "lth_core.config.xǁDomainConfigǁeval_size__mutmut_18",  # value < floor: at value == floor, max(floor,
     # ceil(floor x scale)) is floor again (scale < 1)
 }
