@@ -97,6 +97,33 @@ EQUIVALENT = {
     "lth_core.executors.x_train_safely__mutmut_40",  # format_exc(limit=None): its last line is the exception's own
     "lth_core.executors.x_train_safely__mutmut_41",  # format_exc(limit=4): likewise, whatever the limit
     "lth_core.executor_process.x__started_at__mutmut_20",  # in "XXZXXX": a state is one letter, Z or X in either
+    # --- mut-out ---
+    "lth_core.tables.x_write_tables__mutmut_14",  # to_csv(index=None): pandas writes no index for a falsy value
+    "lth_core.tables.x_write_tables__mutmut_29",  # likewise (densities.csv)
+    "lth_core.tables.x_write_tables__mutmut_44",  # likewise (summary.csv)
+    "lth_core.sparse_kernels.x__t_contiguous__mutmut_2",  # always .contiguous(): a no-op returning self when it is
+    "lth_core.sparse_kernels.xǁPatternǁcsr__mutmut_5",  # check_invariants None/dropped (off by default) or True:
+    "lth_core.sparse_kernels.xǁPatternǁcsr__mutmut_10",  # only validates the indices, which Pattern always builds
+    "lth_core.sparse_kernels.xǁPatternǁcsr__mutmut_11",  # valid (row-major nonzero, bincount offsets)
+    "lth_core.sparse_kernels.xǁPatternǁcsr_t__mutmut_11",  # likewise for W^T
+    "lth_core.sparse_kernels.xǁPatternǁcsr_t__mutmut_16",  # likewise
+    "lth_core.sparse_kernels.xǁPatternǁcsr_t__mutmut_19",  # likewise
+    "lth_core.sparse_kernels.x_swap_linears__mutmut_2",  # named_parameters(remove_duplicate=None): falsy, as False
+    "lth_core.tables.x_collapse_lines__mutmut_15",  # groupby(sort=True) dropped: True is the default
+    "lth_core.tables.x_densities_frame__mutmut_48",  # sort_values(kind=...) on several columns: pandas ignores
+    "lth_core.tables.x_densities_frame__mutmut_50",  # `kind` there (its lexsort is stable whatever kind says)
+    "lth_core.tables.x_densities_frame__mutmut_60",  # likewise
+    "lth_core.tables.x_densities_frame__mutmut_61",  # likewise
+    "lth_core.tables.x_rows_frame__mutmut_13",  # likewise
+    "lth_core.tables.x_rows_frame__mutmut_15",  # likewise
+    "lth_core.tables.x_rows_frame__mutmut_22",  # likewise
+    "lth_core.tables.x_rows_frame__mutmut_23",  # likewise
+    "lth_core.tables.x_markdown__mutmut_169",  # to_markdown(index=None): no index column, as with False
+    "lth_core.sparse_kernels.xǁCsrLinearFnǁbackward__mutmut_19",  # addmm out= dropped: the same values in a
+    "lth_core.sparse_kernels.xǁCsrLinearFnǁbackward__mutmut_24",  # fresh tensor (the empty buffer goes unused)
+    "lth_core.cost.x_paired_speedup__mutmut_5",  # the no-op reset returns 0 instead of None: never read
+    "lth_core.config.xǁDomainConfigǁeval_size__mutmut_18",  # value < floor: at value == floor, max(floor,
+    # ceil(floor x scale)) is floor again (scale < 1)
 }
 
 

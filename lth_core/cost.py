@@ -138,6 +138,7 @@ def measure_cost(
         out["step_speedup"] = paired_speedup(
             steps.step(0, batch, loss, hold), steps.step(1, batch, loss, None), third, device, reset=steps.reset
         )
+        steps.reset()  # the timed steps trained both models: back to the weights they came with
     finally:
         hold.release()
     return {k: round(v, 4) for k, v in out.items()}
