@@ -332,3 +332,25 @@ def test_structured_costs_are_measured_once_per_distinct_mask_and_only_for_struc
     toy = StructuredCosts(ToyAdapter(ToyConfig()), fams)  # a domain that cannot measure: nothing asked of it
     toy.measure("j1", a, lambda: adapter.build(0))
     assert not toy.on and toy.columns("j1") == {}
+
+
+def test_global_protects_the_best_group_of_every_ranked_family_not_only_the_first_two() -> None:
+    fams = (
+        GroupFamily("a", "neuron", 3, (Coupled("w1", 0), Coupled("w2", 1))),
+        GroupFamily("b", "neuron", 2, (Coupled("w2", 0), Coupled("w3", 1))),
+        GroupFamily("c", "neuron", 2, (Coupled("w3", 0), Coupled("w4", 1))),
+    )
+    w = {"w1": torch.tensor([[3.0], [2.0], [1.0]]), "w2": torch.full((2, 3), 0.5), "w3": torch.full((2, 2), 0.25)}
+    w["w4"] = torch.tensor([[0.125, 0.0625]])
+    step = PruneStep(w, Mask.ones_like(w), {n: 1.0 for n in w}, frozenset(w), families=fams)
+    keeps = current_keeps(fams, STRATEGIES.build("l1_structured", {"scope": "global"})(step))
+    assert {k: v.tolist() for k, v in keeps.items()} == {
+        "a": [True, False, False],
+        "b": [True, False],
+        "c": [True, False],
+    }
+
+
+def test_a_bad_structured_scope_names_the_flag_and_the_choices() -> None:
+    with pytest.raises(UsageError, match="^--l2-structured-scope 'both': choose from layerwise, global$"):
+        STRATEGIES.build("l2_structured", {"scope": "both"})
