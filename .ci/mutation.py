@@ -68,6 +68,13 @@ EQUIVALENT = {
     "lth_core.structured.x_prune_groups__mutmut_64",  # float("INF") == float("inf")
     "lth_core.structured.x_prune_groups__mutmut_74",  # likewise
     "lth_core.structured.x_prune_groups__mutmut_86",  # likewise
+    "lth_core.batchnorm.x_recompute__mutmut_14",  # seen = 1: `seen` is only compared with 0 (no batch at all)
+    "lth_core.batchnorm.x_recompute__mutmut_15",  # seen -= 1: nonzero after any batch, as the count is
+    "lth_core.batchnorm.x_recompute__mutmut_16",  # seen += 2: likewise
+    "lth_core.compact_jobs.x_expand_outcome__mutmut_16",  # mask .to(None, dtype): an Outcome's weights are the
+    "lth_core.compact_jobs.x_expand_outcome__mutmut_18",  # Trainee's CPU copies, as masks are; .to(dtype): same
+    "lth_core.compact_jobs.x_expand_outcome__mutmut_17",  # mask .to(device, None): float * bool, the same product
+    "lth_core.compact_jobs.x_expand_outcome__mutmut_19",  # mask .to(device): likewise
 }
 
 
