@@ -75,6 +75,9 @@ EQUIVALENT = {
     "lth_core.compact_jobs.x_expand_outcome__mutmut_18",  # Trainee's CPU copies, as masks are; .to(dtype): same
     "lth_core.compact_jobs.x_expand_outcome__mutmut_17",  # mask .to(device, None): float * bool, the same product
     "lth_core.compact_jobs.x_expand_outcome__mutmut_19",  # mask .to(device): likewise
+    "lth_core.compact_jobs.x_expand_tensors__mutmut_26",  # meshgrid indexing None: torch's default is "ij"
+    "lth_core.compact_jobs.x_expand_tensors__mutmut_28",  # indexing dropped: likewise
+    "lth_core.criteria.xǁCriterionǁprune__mutmut_12",  # protect=None: prune_global tests `if protect`, None is falsy
 }
 
 
