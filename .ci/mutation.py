@@ -124,6 +124,40 @@ EQUIVALENT = {
     "lth_core.cost.x_paired_speedup__mutmut_5",  # the no-op reset returns 0 instead of None: never read
     "lth_core.config.xǁDomainConfigǁeval_size__mutmut_18",  # value < floor: at value == floor, max(floor,
     # ceil(floor x scale)) is floor again (scale < 1)
+    # --- mut-struct ---
+    "lth_core.criteria.x_masked_state__mutmut_20",  # weights .to(None): load_state_dict casts; x 0/1 mask is exact
+    "lth_core.criteria.x_masked_state__mutmut_21",  # bool mask .to(None): float * bool is the same float product
+    "lth_core.criteria.x__synflow_scores__mutmut_16",  # mask .to(None, dtype): scored models are adapter.build's,
+    "lth_core.criteria.x__synflow_scores__mutmut_18",  # on the CPU like the masks (every domain); .to(dtype): same
+    "lth_core.criteria.x__synflow_scores__mutmut_17",  # mask .to(device, None): p.mul_(bool) is the same product
+    "lth_core.criteria.x__synflow_scores__mutmut_19",  # mask .to(device): likewise
+    "lth_core.criteria.x__synflow_scores__mutmut_20",  # device None: the ones input on the CPU, as the params are
+    "lth_core.criteria.x__synflow_scores__mutmut_21",  # always "cpu": likewise
+    "lth_core.criteria.x__synflow_scores__mutmut_30",  # ones input device=None: likewise
+    "lth_core.criteria.x__synflow_scores__mutmut_33",  # device dropped: likewise
+    "lth_core.criteria.xǁCriterionǁiterate__mutmut_22",  # rate 1 of an empty tensor: round(1 * 0) = 0 removed too
+    "lth_core.criteria.xǁCriterionǁiterate__mutmut_52",  # max(default=1.0): read only with no ranked tensor (x 0)
+    "lth_core.criteria.xǁCriterionǁiterate__mutmut_56",  # share 1 of ranked tensors with no entry: 0 removed too
+    "lth_core.criteria.xǁCriterionǁiterate__mutmut_73",  # PruneStep weights None: prune_lowest/_global never read
+    "lth_core.criteria.xǁCriterionǁiterate__mutmut_77",  # seed None: nor the seed
+    "lth_core.criteria.xǁCriterionǁiterate__mutmut_82",  # seed dropped (0): likewise
+    "lth_core.structured.xǁStructuredCostsǁ__init____mutmut_9",  # < for <=: families come from structure(), so
+    # an adapter with families has 'structure' too: {compact, cost} is a proper subset whenever it is a subset
+    "lth_core.structured.xǁStructuredCostsǁmeasure__mutmut_11",  # b"XX|XX": keeps have their family's fixed
+    # length, in sorted family order: the digest is injective with any separator
+    "lth_core.structured.x_prune_groups__mutmut_64",  # float("INF") == float("inf")
+    "lth_core.structured.x_prune_groups__mutmut_74",  # likewise
+    "lth_core.structured.x_prune_groups__mutmut_86",  # likewise
+    "lth_core.batchnorm.x_recompute__mutmut_14",  # seen = 1: `seen` is only compared with 0 (no batch at all)
+    "lth_core.batchnorm.x_recompute__mutmut_15",  # seen -= 1: nonzero after any batch, as the count is
+    "lth_core.batchnorm.x_recompute__mutmut_16",  # seen += 2: likewise
+    "lth_core.compact_jobs.x_expand_outcome__mutmut_16",  # mask .to(None, dtype): an Outcome's weights are the
+    "lth_core.compact_jobs.x_expand_outcome__mutmut_18",  # Trainee's CPU copies, as masks are; .to(dtype): same
+    "lth_core.compact_jobs.x_expand_outcome__mutmut_17",  # mask .to(device, None): float * bool, the same product
+    "lth_core.compact_jobs.x_expand_outcome__mutmut_19",  # mask .to(device): likewise
+    "lth_core.compact_jobs.x_expand_tensors__mutmut_26",  # meshgrid indexing None: torch's default is "ij"
+    "lth_core.compact_jobs.x_expand_tensors__mutmut_28",  # indexing dropped: likewise
+    "lth_core.criteria.xǁCriterionǁprune__mutmut_12",  # protect=None: prune_global tests `if protect`, None is falsy
 }
 
 
