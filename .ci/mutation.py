@@ -186,7 +186,9 @@ def prepare(name: str, group: dict) -> Path:
 
 def retry_survivors(where: Path, module: str) -> int:
     """Forget the group's survived / no-tests verdicts, so tests added since are tried on them (mutmut reruns
-    only unchecked mutants; new tests alone do not reopen a verdict)."""
+    only unchecked mutants; new tests alone do not reopen a verdict). The test-to-function map is dropped too:
+    mutmut keeps it while the group's test list is unchanged, so tests added to a listed file would never run."""
+    (where / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
     meta = where / "mutants" / "lth_core" / f"{module}.py.meta"
     if not meta.is_file():
         return 0
@@ -227,7 +229,7 @@ RANK = ("killed", "timeout", "equivalent", "survived", "no tests", "suspicious",
 
 def main(argv: list[str]) -> None:
     gs = groups()
-    names = argv or list(gs)
+    names = argv or [n for n in gs if not gs[n].get("slow")]  # slow groups (real pools, Ray) only by name
     unknown = [n for n in names if n not in gs]
     if unknown:
         sys.exit(f"unknown mutation group(s) {unknown}; groups: {', '.join(gs)}")
