@@ -35,8 +35,9 @@ def test_slice_cuts_every_member_along_each_of_its_dims_and_skips_absent_ones() 
 
 def test_expand_puts_kept_entries_back_and_takes_the_rest_from_like() -> None:
     like = {"w1": torch.full((3, 2), -1.0), "w2": torch.full((2, 6), -2.0), "b1": torch.zeros(3)}
-    small = {"w1": torch.tensor([[1.0, 2.0], [3.0, 4.0]]), "w2": torch.tensor([[5.0, 6.0, 7.0, 8.0]])}
-    small["other"] = torch.tensor([9.0])
+    # a tensor outside every family comes first: the members after it are still put back
+    small = {"other": torch.tensor([9.0]), "w1": torch.tensor([[1.0, 2.0], [3.0, 4.0]])}
+    small["w2"] = torch.tensor([[5.0, 6.0, 7.0, 8.0]])
     out = expand_tensors(FAMS, KEEP, small, like)
     assert out["w1"].tolist() == [[1, 2], [-1, -1], [3, 4]]
     assert out["w2"].tolist() == [[-2] * 6, [5, 6, -2, -2, 7, 8]]
