@@ -349,3 +349,16 @@ def test_summary_md_follows_the_summarys_task_order_and_reads_a_one_row_task():
     one = markdown(summarize(pd.DataFrame([_u("ticket", 1, 0.5, 1.5, 20, 1.6)])))
     assert one.startswith("## d · u — loss (↓), test score at the early-stop step\n")
     assert "| 50%       | 1.5 ± 0 (1) |" in one
+
+
+def test_summary_md_reports_one_diverged_row_alone_and_rounds_early_stop_means_to_whole_steps():
+    """One diverged row and no failed one is still reported; a mean early-stop step of 151.5 reads 152."""
+    rows = [
+        _row("dense", 0, 0, 1.0, 0.9, 100, 0.9),
+        _row("ticket", 1, 0, 0.8, 0.8, 150, 0.8),
+        _row("ticket", 1, 1, 0.8, 0.7, 153, 0.7),
+        _row("mask", 1, 0, 0.8, NAN, NAN, NAN, status="diverged"),
+    ]
+    text = markdown(summarize(pd.DataFrame(rows)))
+    assert "Diverged: 1 rows, failed: 0 rows.\n" in text
+    assert "| 80%  |     nan |      152 |" in text
