@@ -4,6 +4,7 @@ toy runs of tests/test_runner.py check shapes and counts)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -182,3 +183,26 @@ def test_a_diverged_job_is_retried_while_tries_are_left_and_then_left_alone(tmp_
             tried.append(len(Counting.trained))
     rec = RunStore(path).record("L00-dense-t0")
     assert tried == [1, 0, 1, 0] and (rec["row"]["status"], rec["row"]["attempts"]) == ("diverged", 2)
+
+
+class AlwaysFinal(ToyAdapter):
+    """A domain that hands back its trained weights whether the job asked for them or not."""
+
+    def train(self, job):
+        out = super().train(job)
+        return dataclasses.replace(
+            out, final_weights={k: torch.full_like(v, job.level + 1) for k, v in job.weights.items()}
+        )
+
+
+def test_final_weights_are_saved_only_for_the_jobs_that_keep_them(tmp_path):
+    """Only a job with keep_final_weights (the dense run, a ticket feeding a next level) writes `final-*`: a
+    control's or the last level's weights, handed back anyway, never overwrite the file the next level prunes."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tables, "write_tables", lambda store, plots: None)
+        opts = RunOptions(out=str(tmp_path), progress=False)
+        path = ImpRunner(AlwaysFinal(CFG), lambda: AlwaysFinal(CFG), IMP, opts).run()
+    store = RunStore(path)
+    for t in (0, 1):
+        assert all(v.eq(1).all() for v in store.load_state(f"final-L00-t{t}").values())  # the dense run's
+        assert store.load_state(f"final-L01-t{t}") is None
