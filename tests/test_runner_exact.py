@@ -168,6 +168,8 @@ def test_a_dense_run_whose_rewind_weights_are_gone_is_trained_again(done, tmp_pa
         mp.setattr(tables, "write_tables", lambda store, plots: None)  # imported where it is called
         runner(tmp_path).run()
     assert Counting.trained == ["L00-dense-t1"] and (tmp_path / path.name / "state" / "rewind-t1.pt").is_file()
+    # a job that was ok and trains again (its state was lost) starts its count of tries afresh
+    assert RunStore(tmp_path / path.name).record("L00-dense-t1")["row"]["attempts"] == 1
 
 
 def test_a_diverged_job_is_retried_while_tries_are_left_and_then_left_alone(tmp_path):
